@@ -1,0 +1,120 @@
+"""The bundle's Phong material as a Principled BSDF with image textures.
+
+Albedo (sRGB) feeds Base Color; the specular and shininess textures are
+turned at import into a roughness image and a reflectance (F0) image with the
+maths of ``bundle/conventions.py``; the tangent-space normal map feeds a
+Normal Map node. Every image is packed so a saved .blend is self-contained.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from ..bundle import conventions
+from .mesh import UV_MAP_NAME
+
+
+def load_image(path, name: str, colour_space: str, rollback) -> bpy.types.Image:
+    """Loads and packs an image file; ``colour_space`` 'sRGB' or 'Non-Color'."""
+    image = rollback.created_id(bpy.data.images.load(str(path), check_existing=False))
+    image.name = name
+    image.colorspace_settings.name = colour_space
+    image.pack()
+    return image
+
+
+def read_grey_texture(path) -> np.ndarray:
+    """A grey PNG's values in [0, 1] (16-bit value / 65535), [H, W] float32,
+    row 0 at the bottom (Blender's pixel order). The temporary image is
+    removed before returning."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        image.colorspace_settings.name = "Non-Color"
+        width, height = image.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, 4)[:, :, 0]
+
+
+def create_data_image(values: np.ndarray, name: str, rollback) -> bpy.types.Image:
+    """A packed float image (Non-Color) holding the grey ``values`` [H, W]
+    (row 0 at the bottom). Blender 5.0 packs float images as OpenEXR."""
+    height, width = values.shape
+    image = rollback.created_id(bpy.data.images.new(
+        name, width, height, alpha=False, float_buffer=True, is_data=True))
+    image.colorspace_settings.name = "Non-Color"
+    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba[:, :, :3] = values[:, :, None]
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    return image
+
+
+def _resample_nearest(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    if values.shape == (height, width):
+        return values
+    rows = (np.arange(height) + 0.5) * values.shape[0] // height
+    cols = (np.arange(width) + 0.5) * values.shape[1] // width
+    return values[rows.astype(int)[:, None], cols.astype(int)[None, :]]
+
+
+def derived_material_maps(bundle):
+    """(roughness, f0) [H, W] float32 at the specular texture's size from the
+    bundle's specular and shininess textures, row 0 at the bottom."""
+    specular_info = bundle.textures["specular"]
+    shininess_info = bundle.textures["shininess"]
+    ks = conventions.decode_specular(read_grey_texture(specular_info.path),
+                                     specular_info.encoding["scale"])
+    encoded_shininess = _resample_nearest(read_grey_texture(shininess_info.path), *ks.shape)
+    shininess = conventions.decode_shininess(
+        encoded_shininess, shininess_info.encoding["min"], shininess_info.encoding["max"])
+    roughness = conventions.shininess_to_roughness(shininess).astype(np.float32)
+    f0 = conventions.specular_f0(ks, shininess).astype(np.float32)
+    return roughness, f0
+
+
+def create_material(bundle, name: str, rollback):
+    """Principled BSDF material; returns (material, images by role)."""
+    images = {
+        "albedo": load_image(bundle.textures["albedo"].path, name + "_albedo", "sRGB", rollback),
+        "normal": load_image(bundle.textures["normal"].path, name + "_normal", "Non-Color", rollback),
+    }
+    roughness, f0 = derived_material_maps(bundle)
+    images["roughness"] = create_data_image(roughness, name + "_roughness", rollback)
+    images["specular_tint"] = create_data_image(f0, name + "_specular_tint", rollback)
+
+    material = rollback.created_id(bpy.data.materials.new(name))
+    tree = material.node_tree  # a new material has one in 4.2+; use_nodes is deprecated in 5.0
+    if tree is None:
+        material.use_nodes = True
+        tree = material.node_tree
+    nodes, links = tree.nodes, tree.links
+    nodes.clear()
+    output = nodes.new("ShaderNodeOutputMaterial")
+    output.location = (400, 300)
+    bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.location = (100, 300)
+    links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    bsdf.inputs["IOR"].default_value = conventions.PRINCIPLED_IOR
+    bsdf.inputs["Specular IOR Level"].default_value = conventions.PRINCIPLED_SPECULAR_IOR_LEVEL
+
+    def texture(image, y, label):
+        node = nodes.new("ShaderNodeTexImage")
+        node.image = image
+        node.label = label
+        node.location = (-500, y)
+        return node
+
+    links.new(texture(images["albedo"], 500, "Albedo").outputs["Color"], bsdf.inputs["Base Color"])
+    links.new(texture(images["roughness"], 200, "Roughness").outputs["Color"], bsdf.inputs["Roughness"])
+    links.new(texture(images["specular_tint"], -100, "Specular F0").outputs["Color"],
+              bsdf.inputs["Specular Tint"])
+    normal_map = nodes.new("ShaderNodeNormalMap")
+    normal_map.space = "TANGENT"
+    normal_map.uv_map = UV_MAP_NAME
+    normal_map.location = (-200, -400)
+    links.new(texture(images["normal"], -400, "Normal").outputs["Color"], normal_map.inputs["Color"])
+    links.new(normal_map.outputs["Normal"], bsdf.inputs["Normal"])
+    return material, images

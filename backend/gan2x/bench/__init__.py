@@ -1,0 +1,1 @@
+"""Quality metrics and benchmarks against ground truth."""

@@ -1,0 +1,111 @@
+"""The ``gan2x`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _progress_bar(total_label: str = "fit"):
+    """A tqdm bar driven by the fit's progress callback."""
+    from tqdm import tqdm
+
+    state: dict = {}
+
+    def progress(stage: str, done: int, total: int):
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=total_label, unit="step", dynamic_ncols=True,
+                                      file=sys.stderr)
+        bar.set_description(stage)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _add_fit_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--generator", default="synthetic",
+                        help="generator spec: synthetic, synthetic:faces, synthetic:objects (default: synthetic)")
+    parser.add_argument("--seed", type=int, default=1, help="the sample's seed (default: 1)")
+    parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
+    parser.add_argument("--preset", default="draft", help="quality preset: draft, standard (default: draft)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--mesh-resolution", type=int, default=192, help="marching-cubes grid (default: 192)")
+    parser.add_argument("--texture-size", type=int, default=1024, help="texture size in pixels (default: 1024)")
+    parser.add_argument("--steps-scale", type=float, default=1.0,
+                        help="multiply every step count of the preset (e.g. 0.1 for a smoke test)")
+
+
+def _request(args):
+    from .pipeline import ExportSettings, ReconstructionRequest, resolve_settings
+
+    overrides = {}
+    if args.steps_scale != 1.0:
+        base = resolve_settings(args.preset)
+        for name in ("target_steps", "projection_steps", "exploitation_steps"):
+            overrides[name] = max(1, round(getattr(base, name) * args.steps_scale))
+    return ReconstructionRequest(generator=args.generator, seed=args.seed, truncation=args.truncation,
+                                 preset=args.preset, device=args.device, fit_overrides=overrides,
+                                 export=ExportSettings(args.mesh_resolution, args.texture_size))
+
+
+def _print_metrics(metrics: dict):
+    if "mad_degrees" in metrics:
+        prior = metrics.get("ellipsoid_prior") or {}
+        print(f"  ground truth   SIDE x1e-2   MAD deg")
+        print(f"  ellipsoid      {prior.get('side_x100', float('nan')):10.3f} {prior.get('mad_degrees', float('nan')):9.2f}")
+        print(f"  fit            {metrics['side_x100']:10.3f} {metrics['mad_degrees']:9.2f}")
+    print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB")
+
+
+def command_fit(args) -> int:
+    from .pipeline import reconstruct
+
+    result = reconstruct(_request(args), Path(args.out), progress=_progress_bar())
+    print(f"bundle: {result.bundle}")
+    _print_metrics(result.metrics)
+    print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
+    return 0
+
+
+def command_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, _request(args), _progress_bar(), _print_metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gan2x", description="GAN2X: one GAN image to a relightable 3D asset")
+    parser.add_argument("--version", action="version", version=f"gan2x {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="fit one generator sample and write its asset bundle")
+    _add_fit_arguments(fit)
+    fit.add_argument("--out", required=True, help="bundle directory to write")
+    fit.set_defaults(handler=command_fit)
+
+    demo = commands.add_parser("demo", help="fit, write the bundle, build the Blender scene and a comparison PNG")
+    _add_fit_arguments(demo)
+    demo.add_argument("--out", required=True, help="output directory")
+    demo.add_argument("--render-size", type=int, default=256, help="Cycles render size (default: 256)")
+    demo.add_argument("--samples", type=int, default=32, help="Cycles samples (default: 32)")
+    demo.add_argument("--addon-dir", default=None, help="the add-on folder (default: the checkout's addon/)")
+    demo.add_argument("--blender", default=None,
+                      help="a Blender executable; default: this Python if it has the bpy module, else `blender`")
+    demo.set_defaults(handler=command_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"gan2x: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The fitting schedule: stages of target fit, exploration and exploitation.
+
+METHOD.md section 3. Each stage:
+
+1. target fit: materials, the target's light and background, shape frozen;
+2. exploration: pseudo samples of the current estimate under random views and
+   lights, projected through the generator (``projection.py``);
+3. exploitation: shape, materials, density sharpness, and every image's camera
+   (the target's stays fixed), light and background, over the target and the
+   projected samples.
+
+Shading-based refinement and the larger presets come with the full method.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from ..render.volume import SamplingSettings, SDFGridCache
+from . import losses
+from .asset_model import AssetModel
+from .image_state import ImageState, random_light_in_camera
+from .projection import project_to_generator
+
+
+@dataclass
+class FitSettings:
+    stages: int = 2
+    target_steps: int = 100
+    projection_steps: int = 40
+    exploitation_steps: int = 200
+    pseudo_samples: int = 6
+    rays_per_image: int = 384
+    max_yaw_degrees: float = 30.0
+    max_pitch_degrees: float = 15.0
+    max_light_angle_degrees: float = 50.0
+    offset_weight: float = 0.01
+    learning_rate: float = 5e-3
+    eikonal_weight: float = 0.1
+    specular_sparsity_weight: float = 0.01
+    material_smoothness_weight: float = 0.05
+    normal_smoothness_weight: float = 0.02
+    target_weight: float = 2.0
+    grid_refresh_steps: int = 10
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    seed: int = 0
+
+    def total_steps(self) -> int:
+        return self.stages * (self.target_steps + self.projection_steps + self.exploitation_steps)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, FitSettings] = {
+    # About 2 minutes at 64x64 on a 2-core CPU (docs/performance.md).
+    "draft": FitSettings(),
+    "standard": FitSettings(stages=3, target_steps=150, projection_steps=60, exploitation_steps=400,
+                            pseudo_samples=8, rays_per_image=768),
+}
+
+
+ProgressCallback = Callable[[str, int, int], None]
+"""progress(stage_name, steps_done_overall, steps_total)."""
+
+
+@dataclass
+class FitResult:
+    model: AssetModel
+    target_state: ImageState
+    pseudo_states: list[ImageState]
+    projected_images: torch.Tensor
+    """[N, 3, R, R] in [-1, 1], from the last stage."""
+    timings: dict[str, float]
+    history: list[dict]
+
+
+def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
+               settings: FitSettings, progress: ProgressCallback | None = None,
+               model: AssetModel | None = None) -> FitResult:
+    """Fit the asset to ``target_image`` [3, R, R] in [-1, 1] (sRGB-encoded),
+    the generator's image of ``target_ws`` [1, num_ws, w_dim]."""
+    device = target_image.device
+    resolution = target_image.shape[-1]
+    rng = torch.Generator(device="cpu").manual_seed(settings.seed)
+    model = model or AssetModel()
+    model.to(device)
+    target_rgb = ((target_image + 1.0) / 2.0).clamp(0, 1).permute(1, 2, 0).reshape(-1, 3)
+    corner_rgb = _linear_corner_colour(target_image)
+    target_state = ImageState(camera_fixed=True, background_rgb=corner_rgb).to(device)
+    timings = {"target_fit": 0.0, "exploration": 0.0, "exploitation": 0.0}
+    history: list[dict] = []
+    done = 0
+    total = settings.total_steps()
+
+    def tick(stage_name: str):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(stage_name, done, total)
+
+    pseudo_states: list[ImageState] = []
+    projected = torch.empty(0, 3, resolution, resolution, device=device)
+    for stage in range(settings.stages):
+        # Step 1: target only, shape fixed.
+        start = time.perf_counter()
+        optimiser = torch.optim.Adam([
+            {"params": model.material_parameters(), "lr": settings.learning_rate},
+            {"params": target_state.light_parameters(), "lr": 2e-2},
+            {"params": target_state.background_parameters(), "lr": 5e-2},
+        ])
+        coarse = _coarse_sdf(model, settings)
+        for _ in range(settings.target_steps):
+            loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings,
+                                            rng, shape_grad=False, coarse_sdf=coarse)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            tick(f"stage {stage + 1}: target fit")
+        history.append({"stage": stage + 1, "step": "target_fit", **terms})
+        timings["target_fit"] += time.perf_counter() - start
+
+        # Step 2: exploration.
+        start = time.perf_counter()
+        pseudo_states = _sample_pseudo_states(target_state, settings, rng, device)
+        with torch.no_grad():
+            pseudo_images = torch.stack([
+                model.render_image(state, resolution, settings.sampling)["rgb"].permute(2, 0, 1) * 2 - 1
+                for state in pseudo_states])
+        projected, _ = project_to_generator(generator, target_ws, pseudo_images, settings.projection_steps,
+                                            offset_weight=settings.offset_weight,
+                                            on_step=lambda _: tick(f"stage {stage + 1}: exploration"))
+        timings["exploration"] += time.perf_counter() - start
+
+        # Step 3: exploitation over the target and the projected samples.
+        start = time.perf_counter()
+        states = [target_state] + pseudo_states
+        images_rgb = torch.cat([target_rgb[None], ((projected + 1) / 2).clamp(0, 1)
+                                .permute(0, 2, 3, 1).reshape(len(pseudo_states), -1, 3)])
+        optimiser = torch.optim.Adam([
+            {"params": model.sdf.residual.parameters(), "lr": settings.learning_rate},
+            {"params": [model.sdf.log_semi_axes], "lr": 1e-2},
+            {"params": model.density.parameters(), "lr": 1e-2},
+            {"params": model.material_parameters(), "lr": settings.learning_rate},
+            {"params": [p for s in states for p in s.camera_parameters() if p.requires_grad], "lr": 5e-3},
+            {"params": [p for s in states for p in s.light_parameters()], "lr": 1e-2},
+            {"params": [p for s in states for p in s.background_parameters()], "lr": 5e-2},
+        ])
+        for step in range(settings.exploitation_steps):
+            if step % settings.grid_refresh_steps == 0:
+                coarse = _coarse_sdf(model, settings)
+            loss, terms = _photometric_step(model, states, images_rgb, resolution, settings, rng,
+                                            shape_grad=True, coarse_sdf=coarse)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            tick(f"stage {stage + 1}: exploitation")
+        history.append({"stage": stage + 1, "step": "exploitation", **terms})
+        timings["exploitation"] += time.perf_counter() - start
+
+    return FitResult(model=model, target_state=target_state, pseudo_states=pseudo_states,
+                     projected_images=projected.detach(), timings=timings, history=history)
+
+
+def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
+                      resolution: int, settings: FitSettings, rng: torch.Generator, shape_grad: bool,
+                      coarse_sdf=None):
+    """One loss evaluation on a random subset of pixels of every image.
+    images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]."""
+    device = images_rgb.device
+    count = len(states)
+    pixel_ids = torch.stack([torch.randperm(resolution * resolution, generator=rng)[:settings.rays_per_image]
+                             for _ in range(count)]).to(device)
+    for parameter in model.shape_parameters():
+        parameter.requires_grad_(shape_grad)
+    out = model.render_pixels(states, pixel_ids, resolution, settings.sampling, create_graph=shape_grad,
+                              coarse_sdf=coarse_sdf)
+    expected = torch.gather(images_rgb, 1, pixel_ids[..., None].expand(-1, -1, 3))
+    weights = torch.ones(count, device=device)
+    weights[0] = settings.target_weight
+    photometric = ((out["rgb"] - expected).abs().mean(dim=(1, 2)) * weights).sum() / weights.sum()
+    surface = out["points"].reshape(-1, 3)
+    terms = {"photometric": photometric.item()}
+    loss = photometric
+    loss = loss + settings.specular_sparsity_weight * out["specular"].mean()
+    smooth = losses.material_smoothness(model.materials, surface.detach())
+    loss = loss + settings.material_smoothness_weight * smooth
+    if shape_grad:
+        free = losses.random_points_in_ball(1024, 1.0, device)
+        _, free_gradient = model.sdf.with_gradient(free)
+        eik = losses.eikonal(torch.cat([out["sdf_gradient"].reshape(-1, 3), free_gradient]))
+        normal_smooth = losses.normal_smoothness(model.sdf, surface[:512].detach(),
+                                                 out["normal"].reshape(-1, 3)[:512])
+        loss = loss + settings.eikonal_weight * eik + settings.normal_smoothness_weight * normal_smooth
+        terms["eikonal"] = eik.item()
+    for parameter in model.shape_parameters():
+        parameter.requires_grad_(True)
+    terms["loss"] = loss.item()
+    return loss, terms
+
+
+def _coarse_sdf(model: AssetModel, settings: FitSettings):
+    if settings.sampling.coarse_grid <= 0:
+        return None
+    return SDFGridCache(model.sdf, settings.sampling.coarse_grid)
+
+
+def _sample_pseudo_states(target_state: ImageState, settings: FitSettings, rng: torch.Generator,
+                          device) -> list[ImageState]:
+    states = []
+    for _ in range(settings.pseudo_samples):
+        yaw = math.radians(settings.max_yaw_degrees) * (2 * torch.rand((), generator=rng).item() - 1)
+        pitch = math.radians(settings.max_pitch_degrees) * (2 * torch.rand((), generator=rng).item() - 1)
+        state = ImageState(yaw=yaw, pitch=pitch, ambient=float(target_state.ambient().detach()),
+                           diffuse=float(target_state.diffuse().detach()))
+        with torch.no_grad():
+            state.light_vector.copy_(random_light_in_camera(rng, state.world_from_camera().detach().cpu(),
+                                                            settings.max_light_angle_degrees))
+            state.background_logit.copy_(target_state.background_logit)
+        states.append(state.to(device))
+    return states
+
+
+def _linear_corner_colour(image: torch.Tensor) -> tuple[float, float, float]:
+    """Mean linear colour of the image's four corner patches, the usual
+    background of a GAN crop: initialises the background model."""
+    from ..conventions import linear_from_srgb
+
+    srgb = ((image + 1) / 2).clamp(0, 1)
+    size = max(2, image.shape[-1] // 8)
+    corners = torch.cat([srgb[:, :size, :size].reshape(3, -1), srgb[:, :size, -size:].reshape(3, -1),
+                         srgb[:, -size:, :size].reshape(3, -1), srgb[:, -size:, -size:].reshape(3, -1)], 1)
+    return tuple(float(v) for v in linear_from_srgb(corners.mean(1)))

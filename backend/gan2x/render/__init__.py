@@ -1,0 +1,1 @@
+"""Cameras, rays, volume rendering of an SDF and Phong shading (torch)."""

@@ -1,0 +1,144 @@
+"""The operator, file handler, menu entry and sidebar panel, registered by the
+add-on's own register()."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from sample_bundles import zip_bundle
+
+
+class RecordingLayout:
+    """Stands in for bpy.types.UILayout (which Python cannot create in the
+    background) and checks what a draw function asks of it: operators must
+    exist and properties must be real RNA properties."""
+
+    def __init__(self, log=None):
+        self.log = log if log is not None else []
+        self.use_property_split = False
+        self.use_property_decorate = True
+        self.enabled = True
+
+    def _child(self, *args, **kwargs):
+        return RecordingLayout(self.log)
+
+    column = row = box = split = _child
+
+    def label(self, *, text="", icon="NONE"):
+        self.log.append(("label", text))
+
+    def separator(self, **kwargs):
+        pass
+
+    def operator(self, idname, *, text="", icon="NONE", **kwargs):
+        import bpy
+
+        category, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, category), name), idname
+        assert getattr(getattr(bpy.ops, category), name).get_rna_type() is not None
+        self.log.append(("operator", idname, text))
+        return SimpleNamespace()
+
+    def prop(self, data, attribute, **kwargs):
+        assert attribute in data.bl_rna.properties, attribute
+        self.log.append(("prop", attribute))
+
+
+def _draw(panel_class, context):
+    layout = RecordingLayout()
+    panel_class.draw(SimpleNamespace(layout=layout), context)
+    return layout.log
+
+
+def test_register_adds_and_unregister_removes_every_class(clean_blender):
+    import addon
+    import bpy
+
+    names = ("GAN2X_OT_import_bundle", "GAN2X_FH_bundle", "VIEW3D_PT_gan2x")
+    assert not any(hasattr(bpy.types, name) for name in names)
+    assert not any(cls.is_registered for cls in addon.classes)
+    addon.register()
+    try:
+        assert all(hasattr(bpy.types, name) for name in names)
+        assert all(cls.is_registered for cls in addon.classes)
+        assert hasattr(bpy.types.Scene, "gan2x")
+        assert bpy.types.VIEW3D_PT_gan2x.bl_category == "GAN2X"
+        assert bpy.types.VIEW3D_PT_gan2x.bl_region_type == "UI"
+        assert bpy.ops.gan2x.import_bundle.get_rna_type().bl_rna.identifier == "GAN2X_OT_import_bundle"
+        assert "UNDO" in addon.GAN2X_OT_import_bundle.bl_options
+        assert bpy.types.GAN2X_FH_bundle.bl_import_operator == "gan2x.import_bundle"
+        assert set(bpy.types.GAN2X_FH_bundle.bl_file_extensions.split(";")) == {".json", ".zip"}
+        assert addon.menu_func_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    finally:
+        addon.unregister()
+    assert addon.menu_func_import not in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    assert not any(hasattr(bpy.types, name) for name in names)
+    assert not any(cls.is_registered for cls in addon.classes)
+    assert not hasattr(bpy.types.Scene, "gan2x")
+
+
+def test_file_menu_entry(registered_addon):
+    import bpy
+
+    from addon.operators.import_bundle import menu_func_import
+
+    assert menu_func_import in bpy.types.TOPBAR_MT_file_import._dyn_ui_initialize()
+    layout = RecordingLayout()
+    menu_func_import(SimpleNamespace(layout=layout), None)
+    assert layout.log == [("operator", "gan2x.import_bundle", "GAN2X asset (.json/.zip)")]
+
+
+def test_file_handler_accepts_drops_on_the_3d_viewport_only(registered_addon):
+    handler = registered_addon.GAN2X_FH_bundle
+    assert handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="VIEW_3D")))
+    assert not handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="NODE_EDITOR")))
+    assert not handler.poll_drop(SimpleNamespace(area=None))
+
+
+def test_operator_imports_a_zip_and_selects_the_mesh(registered_addon, sample_bundle, tmp_path):
+    import bpy
+
+    zip_path = zip_bundle(sample_bundle, tmp_path / "sample.zip")
+    assert bpy.ops.gan2x.import_bundle(filepath=str(zip_path), import_camera=False) == {"FINISHED"}
+    mesh_object = bpy.data.objects["sample"]
+    assert bpy.context.view_layer.objects.active == mesh_object and mesh_object.select_get()
+    assert len(bpy.data.cameras) == 0 and len(bpy.data.lights) == 1
+    # packed images survive the temporary folder the zip was unpacked into
+    assert all(image.packed_file is not None for image in bpy.data.images)
+
+
+def test_panel_draws_the_last_imports_provenance(registered_addon, sample_bundle):
+    import bpy
+
+    before = _draw(bpy.types.VIEW3D_PT_gan2x, bpy.context)
+    assert ("operator", "gan2x.import_bundle", "Import Asset") in before
+    assert ("label", "No asset imported yet") in before
+
+    bpy.ops.gan2x.import_bundle(filepath=str(sample_bundle / "manifest.json"))
+    after = _draw(bpy.types.VIEW3D_PT_gan2x, bpy.context)
+    labels = [entry[1] for entry in after if entry[0] == "label"]
+    assert "sample" in labels
+    assert "Generator: synthetic:sphere" in labels
+    assert "Seed: 7" in labels
+    assert "psnr: 31.25" in labels and "mask_iou: 0.975" in labels
+
+
+def test_operator_draw_uses_real_properties(registered_addon):
+    import bpy
+
+    operator_properties = bpy.ops.gan2x.import_bundle.get_rna_type()
+    operator = SimpleNamespace(layout=RecordingLayout(), bl_rna=operator_properties, import_world=True)
+    registered_addon.GAN2X_OT_import_bundle.draw(operator, None)  # prop() checks every name
+    drawn = {entry[1] for entry in operator.layout.log if entry[0] == "prop"}
+    assert drawn == {"import_lights", "import_camera", "import_world", "world_mode", "replace_previous"}
+
+
+@pytest.mark.parametrize("mode", ["NEW", "REUSE"])
+def test_operator_world_modes(registered_addon, sample_bundle, mode):
+    import bpy
+
+    existing = bpy.data.worlds.new("Existing")
+    bpy.context.scene.world = existing
+    bpy.ops.gan2x.import_bundle(filepath=str(sample_bundle), world_mode=mode)
+    assert (bpy.context.scene.world == existing) == (mode == "REUSE")
