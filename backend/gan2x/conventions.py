@@ -65,7 +65,8 @@ def rotation_yaw_pitch(yaw: float, pitch: float) -> np.ndarray:
     cy, sy = math.cos(yaw), math.sin(yaw)
     cp, sp = math.cos(pitch), math.sin(pitch)
     rot_yaw = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    rot_pitch = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    # rotation by -pitch about +X, so that positive pitch lifts the camera
+    rot_pitch = np.array([[1.0, 0.0, 0.0], [0.0, cp, sp], [0.0, -sp, cp]])
     return rot_yaw @ rot_pitch
 
 

@@ -59,3 +59,14 @@ def test_shininess_encoding_and_blender_mapping():
     assert conventions.specular_f0(np.array(0.5), np.array(38.0)) == pytest.approx(0.1)
     assert conventions.specular_f0(np.array(1.0), np.array(1.0)) == 1.0
     assert conventions.sun_strength_from_diffuse(0.5) == pytest.approx(math.pi / 2)
+
+
+def test_positive_yaw_and_pitch_move_the_camera_right_and_up_looking_at_the_origin():
+    world_from_camera = conventions.orbit_world_from_camera(0.3, 0.2)
+    position = world_from_camera[:3, 3]
+    assert position[0] > 0.0 and position[1] > 0.0
+    assert np.isclose(np.linalg.norm(position), conventions.CAMERA_DISTANCE)
+    forward = -world_from_camera[:3, 2]
+    assert np.allclose(forward, -position / np.linalg.norm(position))
+    # world +Y stays up in the image: the camera's +X has no vertical part
+    assert abs(world_from_camera[1, 0]) < 1e-12

@@ -26,8 +26,8 @@ def orbit_world_from_camera(yaw: torch.Tensor, pitch: torch.Tensor,
         torch.stack([-sin_yaw, zeros, cos_yaw], -1)], -2)
     rot_pitch = torch.stack([
         torch.stack([ones, zeros, zeros], -1),
-        torch.stack([zeros, cos_pitch, -sin_pitch], -1),
-        torch.stack([zeros, sin_pitch, cos_pitch], -1)], -2)
+        torch.stack([zeros, cos_pitch, sin_pitch], -1),
+        torch.stack([zeros, -sin_pitch, cos_pitch], -1)], -2)
     rotation = rot_yaw @ rot_pitch
     world_from_camera = torch.zeros(yaw.shape[0], 4, 4, dtype=yaw.dtype, device=yaw.device)
     world_from_camera[:, :3, :3] = rotation
@@ -37,16 +37,22 @@ def orbit_world_from_camera(yaw: torch.Tensor, pitch: torch.Tensor,
 
 
 def pixel_directions_camera(resolution: int, fov_degrees: float = conventions.FOV_DEGREES,
-                            device=None, dtype=torch.float32) -> torch.Tensor:
-    """Unit ray directions in the camera frame for every pixel centre, row 0 at
-    the top: [R * R, 3] (row-major over the image)."""
+                            device=None, dtype=torch.float32,
+                            supersample: int = 1) -> torch.Tensor:
+    """Unit ray directions in the camera frame, row 0 at the top.
+
+    supersample == 1: one ray through each pixel centre, [R * R, 3] row-major.
+    supersample == S > 1: an S x S grid inside each pixel at offsets
+    ``(j + 0.5) / S``, ordered as the row-major image of side ``R * S``
+    ([(R S)^2, 3]); reshape to [R, S, R, S] to average a pixel."""
     focal = conventions.focal_length_px(resolution, fov_degrees)
-    centres = torch.arange(resolution, device=device, dtype=dtype) + 0.5
+    samples = resolution * supersample
+    centres = (torch.arange(samples, device=device, dtype=torch.float64) + 0.5) / supersample
     rows, cols = torch.meshgrid(centres, centres, indexing="ij")
     x = (cols - resolution / 2.0) / focal
     y = -(rows - resolution / 2.0) / focal
     directions = torch.stack([x, y, -torch.ones_like(x)], -1).reshape(-1, 3)
-    return directions / directions.norm(dim=-1, keepdim=True)
+    return (directions / directions.norm(dim=-1, keepdim=True)).to(dtype)
 
 
 def camera_rays(world_from_camera: torch.Tensor, directions_camera: torch.Tensor):

@@ -164,6 +164,10 @@ def render_rays(sdf_field, material_field, density: LaplaceDensity,
     spacing = torch.cat([t_fine[..., 1:] - t_fine[..., :-1],
                          torch.full_like(t_fine[..., :1], 2.0 * settings.band_metres / settings.fine_samples)], -1)
     alpha = 1.0 - torch.exp(-sigma * spacing)
+    # Objects are solid: a ray still inside at the band's far end never leaves,
+    # so its last sample absorbs with the occupancy LaplaceCDF(-s) = sigma * beta
+    # (~1 inside, ~0 outside) instead of one band step's worth.
+    alpha = torch.cat([alpha[..., :-1], sigma[..., -1:] * density.beta], -1)
     transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1.0 - alpha[..., :-1] + 1e-7], -1), -1)
     weights = alpha * transmittance
     opacity = weights.sum(-1).clamp(0.0, 1.0)

@@ -16,48 +16,16 @@ from typing import Callable
 
 import torch
 
-from ... import conventions
+from ...render.cameras import orbit_world_from_camera, pixel_directions_camera  # noqa: F401 (re-exported)
 
 Tensor = torch.Tensor
 
 
-def orbit_world_from_camera(yaw: Tensor, pitch: Tensor,
-                            distance: float = conventions.CAMERA_DISTANCE) -> Tensor:
-    """Batched, differentiable torch port of
-    ``conventions.orbit_world_from_camera`` (tests compare the two).
-
-    yaw, pitch [B] radians -> world_from_camera [B, 4, 4]."""
-    cy, sy = torch.cos(yaw), torch.sin(yaw)
-    cp, sp = torch.cos(pitch), torch.sin(pitch)
-    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
-    # rotation_yaw_pitch = R_yaw @ R_pitch, written out
-    rotation = torch.stack([
-        torch.stack([cy, sy * sp, sy * cp], -1),
-        torch.stack([zero, cp, -sp], -1),
-        torch.stack([-sy, cy * sp, cy * cp], -1),
-    ], -2)
-    translation = rotation[:, :, 2] * distance
-    top = torch.cat([rotation, translation[:, :, None]], -1)
-    bottom = torch.stack([zero, zero, zero, one], -1)[:, None, :]
-    return torch.cat([top, bottom], 1)
-
-
 def pixel_directions(resolution: int, supersample: int = 1, device=None,
                      dtype=torch.float32) -> Tensor:
-    """Unit camera-frame ray directions.
-
-    supersample == 1: one ray through each pixel centre, [R * R, 3] row-major.
-    supersample == S > 1: an S x S grid inside each pixel at offsets
-    ``(j + 0.5) / S``, ordered as the row-major image of side ``R * S``
-    ([(R S)^2, 3]); reshape to [R, S, R, S] to average a pixel."""
-    focal = conventions.focal_length_px(resolution)
-    n = resolution * supersample
-    coords = (torch.arange(n, device=device, dtype=torch.float64) + 0.5) / supersample
-    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
-    x = (cols - resolution / 2.0) / focal
-    y = -(rows - resolution / 2.0) / focal
-    dirs = torch.stack([x, y, -torch.ones_like(x)], -1).reshape(-1, 3)
-    return (dirs / dirs.norm(dim=-1, keepdim=True)).to(dtype)
+    """Unit camera-frame ray directions (see ``render.cameras.pixel_directions_camera``)."""
+    return pixel_directions_camera(resolution, device=device, dtype=dtype,
+                                   supersample=supersample)
 
 
 def intersect_sphere(origins: Tensor, dirs: Tensor, radius: Tensor):
