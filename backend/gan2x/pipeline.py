@@ -14,10 +14,8 @@ import torch
 from . import __version__, conventions
 from .bench import metrics
 from .bench.evaluate import ground_truth_maps, shape_metrics
-from .export.bake import bake_textures
-from .export.bundle import CameraSpec, LightSpec, write_bundle
-from .export.marching_cubes import extract_mesh
-from .export.uv_unwrap import unwrap
+from .export.bundle import CameraSpec, LightSpec
+from .export.pipeline import export_bundle as write_asset_bundle
 from .fit.asset_model import AssetModel
 from .fit.image_state import ImageState
 from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, fit_target
@@ -119,23 +117,13 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
             values = model.materials(torch.from_numpy(points).to(device, torch.float32))
         return {key: value.cpu().numpy() for key, value in values.items()}
 
-    stage_start = time.perf_counter()
-    mesh = extract_mesh(sdf, resolution=request.export.mesh_resolution)
-    timings["export_marching_cubes"] = time.perf_counter() - stage_start
-    stage_start = time.perf_counter()
-    textured = unwrap(mesh)
-    timings["export_uv_unwrap"] = time.perf_counter() - stage_start
-    stage_start = time.perf_counter()
-    textures = bake_textures(textured, materials, size=request.export.texture_size)
-    timings["export_bake"] = time.perf_counter() - stage_start
-
     state = result.target_state
     resolution = target_rgb.shape[0]
     camera = CameraSpec(image_width=resolution, image_height=resolution,
                         fov_y_degrees=conventions.FOV_DEGREES,
                         world_from_camera=state.world_from_camera().detach().cpu().numpy().astype(np.float64))
     light = LightSpec(towards_light=state.towards_light().detach().cpu().numpy().astype(np.float64),
-                      diffuse_strength=float(state.diffuse()), ambient_strength=float(state.ambient()))
+                      diffuse_strength=float(state.diffuse().detach()), ambient_strength=float(state.ambient().detach()))
     provenance = {
         "generator": request.generator,
         "seed": request.seed,
@@ -148,11 +136,12 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "gan2x_version": __version__,
     }
-    return write_bundle(Path(out_dir), mesh=textured, textures=textures, camera=camera, light=light,
-                        target_image=target_rgb.cpu().numpy(),
-                        rerender_image=rerender["rgb"].cpu().numpy(),
-                        mask=rerender["opacity"].cpu().numpy(),
-                        provenance=provenance, latent=target_ws.cpu().numpy())
+    return write_asset_bundle(Path(out_dir), sdf=sdf, materials=materials, camera=camera, light=light,
+                              target_image=target_rgb.cpu().numpy(),
+                              rerender_image=rerender["rgb"].cpu().numpy(),
+                              mask=rerender["opacity"].cpu().numpy(), provenance=provenance,
+                              latent=target_ws.cpu().numpy(), resolution=request.export.mesh_resolution,
+                              texture_size=request.export.texture_size)
 
 
 def _json_safe(value):
