@@ -19,8 +19,10 @@ def _progress_bar(total_label: str = "fit"):
         bar = state.get("bar")
         if bar is None:
             bar = state["bar"] = tqdm(total=total, desc=total_label, unit="step", dynamic_ncols=True,
-                                      file=sys.stderr)
-        bar.set_description(stage)
+                                      file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 10.0)
+        if state.get("stage") != stage:
+            state["stage"] = stage
+            bar.set_description(stage, refresh=False)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()

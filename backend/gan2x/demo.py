@@ -41,8 +41,11 @@ def blender_command(explicit: str | None) -> list[str]:
 
 
 def relight_direction(towards_light) -> list[float]:
-    """Another light for the relit view: mirrored left-right and raised."""
-    direction = np.array([-towards_light[0], abs(towards_light[1]) + 0.6, towards_light[2]], dtype=np.float64)
+    """Another light for the relit view, clearly different from the estimated
+    one: from the side opposite the estimated light's, 60 degrees off the
+    camera axis and a little from above (bundle frame, unit)."""
+    side = -1.0 if towards_light[0] > 0 else 1.0
+    direction = np.array([side * np.sin(np.radians(60.0)), 0.35, np.cos(np.radians(60.0))], dtype=np.float64)
     direction /= np.linalg.norm(direction)
     return direction.tolist()
 
