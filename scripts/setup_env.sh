@@ -18,4 +18,4 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # The backend itself is re-installed (editable, no deps fetched twice) every run, cheap.
-"$venv/bin/pip" install --quiet --disable-pip-version-check -e "$root/backend" >&2
+"$venv/bin/pip" install --quiet --disable-pip-version-check -e "$root/backend[test]" >&2
