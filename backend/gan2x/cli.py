@@ -33,7 +33,8 @@ def _progress_bar(total_label: str = "fit"):
 def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--generator", default="synthetic",
                         help="generator spec: synthetic, synthetic:faces, synthetic:objects (default: synthetic)")
-    parser.add_argument("--seed", type=int, default=1, help="the sample's seed (default: 1)")
+    parser.add_argument("--seed", type=int, default=2,
+                        help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
     parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
     parser.add_argument("--preset", default="draft", help="quality preset: draft, standard (default: draft)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -44,13 +45,9 @@ def _add_fit_arguments(parser: argparse.ArgumentParser):
 
 
 def _request(args):
-    from .pipeline import ExportSettings, ReconstructionRequest, resolve_settings
+    from .pipeline import ExportSettings, ReconstructionRequest, scaled_step_overrides
 
-    overrides = {}
-    if args.steps_scale != 1.0:
-        base = resolve_settings(args.preset)
-        for name in ("target_steps", "projection_steps", "exploitation_steps"):
-            overrides[name] = max(1, round(getattr(base, name) * args.steps_scale))
+    overrides = scaled_step_overrides(args.preset, args.steps_scale) if args.steps_scale != 1.0 else {}
     return ReconstructionRequest(generator=args.generator, seed=args.seed, truncation=args.truncation,
                                  preset=args.preset, device=args.device, fit_overrides=overrides,
                                  export=ExportSettings(args.mesh_resolution, args.texture_size))
@@ -81,6 +78,54 @@ def command_demo(args) -> int:
     return run_demo(args, _request(args), _progress_bar(), _print_metrics)
 
 
+def _add_serve_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only; docs/service.md "
+                             "explains remote use)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    parser.add_argument("--data-dir", default=None,
+                        help="jobs, uploads and bundles (default: $GAN2X_DATA_DIR, else "
+                             "$XDG_DATA_HOME/gan2x/service or ~/.local/share/gan2x/service)")
+    parser.add_argument("--token-file", default=None,
+                        help="the bearer token, created (0600) if missing (default: $GAN2X_TOKEN_FILE, else "
+                             "$XDG_CONFIG_HOME/gan2x/token or ~/.config/gan2x/token)")
+    parser.add_argument("--no-token", action="store_true",
+                        help="accept requests without a token (refused unless --host is a loopback address)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="fits that run at once, one process each (default: 1; one per GPU; 0 queues only)")
+    parser.add_argument("--device", default="cpu", help="torch device of the fits: cpu, cuda, cuda:N (default: cpu)")
+    parser.add_argument("--worker-threads", type=int, default=None,
+                        help="torch CPU threads per worker (default: (cores - 1) / workers, at least 1)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="niceness added to workers (default: 10)")
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default: 20)")
+    parser.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
+                        help="largest uploaded image, width * height (default: 16777216)")
+    parser.add_argument("--preview-interval", type=float, default=5.0,
+                        help="seconds between preview renders of a running fit (default: 5)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def command_serve(args) -> int:
+    from .service.config import MIB, ServiceConfig, UploadLimits, default_data_dir, default_token_file
+    from .service.datadir import DataDirBusy
+    from .service.server import ServeError, serve
+    from .service.store import StoreError
+
+    config = ServiceConfig(
+        host=args.host, port=args.port,
+        data_dir=Path(args.data_dir).expanduser() if args.data_dir else default_data_dir(),
+        token_file=Path(args.token_file).expanduser() if args.token_file else default_token_file(),
+        require_token=not args.no_token, workers=args.workers, device=args.device,
+        worker_threads=args.worker_threads, worker_nice=args.worker_nice,
+        uploads=UploadLimits(max_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_image_pixels),
+        preview_interval_s=args.preview_interval, access_log=args.access_log)
+    try:
+        return serve(config)
+    except (DataDirBusy, ServeError, StoreError) as error:
+        print(f"gan2x: error: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gan2x", description="GAN2X: one GAN image to a relightable 3D asset")
     parser.add_argument("--version", action="version", version=f"gan2x {__version__}")
@@ -100,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--blender", default=None,
                       help="a Blender executable; default: this Python if it has the bpy module, else `blender`")
     demo.set_defaults(handler=command_demo)
+
+    serve = commands.add_parser("serve", help="run fitting jobs over HTTP (docs/service.md)")
+    _add_serve_arguments(serve)
+    serve.set_defaults(handler=command_serve)
 
     args = parser.parse_args(argv)
     try:

@@ -18,7 +18,7 @@ from .export.bundle import CameraSpec, LightSpec
 from .export.pipeline import export_bundle as write_asset_bundle
 from .fit.asset_model import AssetModel
 from .fit.image_state import ImageState
-from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, fit_target
+from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, SnapshotCallback, fit_target
 from .generators import load_generator
 
 
@@ -54,10 +54,24 @@ def resolve_settings(preset: str, overrides: dict | None = None) -> FitSettings:
     return replace(PRESETS[preset], **(overrides or {}))
 
 
+SCALED_STEP_FIELDS = ("target_steps", "projection_steps", "exploitation_steps")
+
+
+def scaled_step_overrides(preset: str, steps_scale: float) -> dict:
+    """Overrides that multiply each step count of ``preset`` by ``steps_scale``
+    (at least one step each); stages, samples and rays are left as they are."""
+    base = resolve_settings(preset)
+    return {name: max(1, round(getattr(base, name) * steps_scale)) for name in SCALED_STEP_FIELDS}
+
+
 def reconstruct(request: ReconstructionRequest, out_dir: Path,
                 progress: ProgressCallback | None = None,
-                log: Callable[[str], None] = print) -> Reconstruction:
-    """Fit one sample of ``request.generator`` and write its bundle to ``out_dir``."""
+                log: Callable[[str], None] = print,
+                snapshot: SnapshotCallback | None = None) -> Reconstruction:
+    """Fit one sample of ``request.generator`` and write its bundle to ``out_dir``.
+
+    ``progress`` and ``snapshot`` are passed to ``fit_target`` (see
+    ``gan2x.fit.schedule``): called after every fit step."""
     device = torch.device(request.device)
     settings = resolve_settings(request.preset, request.fit_overrides)
     timings: dict[str, float] = {}
@@ -79,7 +93,7 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
                                                             resolution, settings.sampling)
         prior_metrics = shape_metrics(prior_render, ground_truth)
 
-    result = fit_target(generator, target_ws, target_image, settings, progress=progress)
+    result = fit_target(generator, target_ws, target_image, settings, progress=progress, snapshot=snapshot)
     timings.update(result.timings)
 
     start = time.perf_counter()

@@ -67,6 +67,11 @@ PRESETS: dict[str, FitSettings] = {
 ProgressCallback = Callable[[str, int, int], None]
 """progress(stage_name, steps_done_overall, steps_total)."""
 
+SnapshotCallback = Callable[[AssetModel, ImageState], None]
+"""snapshot(model, target_state), after every step (right after ``progress``):
+the current estimate, to look at (e.g. render a preview), never to modify. It
+runs in the fit's thread, so it should be cheap or throttle itself."""
+
 
 @dataclass
 class FitResult:
@@ -81,9 +86,12 @@ class FitResult:
 
 def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
                settings: FitSettings, progress: ProgressCallback | None = None,
-               model: AssetModel | None = None) -> FitResult:
+               model: AssetModel | None = None, snapshot: SnapshotCallback | None = None) -> FitResult:
     """Fit the asset to ``target_image`` [3, R, R] in [-1, 1] (sRGB-encoded),
-    the generator's image of ``target_ws`` [1, num_ws, w_dim]."""
+    the generator's image of ``target_ws`` [1, num_ws, w_dim].
+
+    ``progress`` and ``snapshot`` (see their types above) are called after
+    every step."""
     device = target_image.device
     resolution = target_image.shape[-1]
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
@@ -102,6 +110,8 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
         done += 1
         if progress is not None:
             progress(stage_name, done, total)
+        if snapshot is not None:
+            snapshot(model, target_state)
 
     pseudo_states: list[ImageState] = []
     projected = torch.empty(0, 3, resolution, resolution, device=device)

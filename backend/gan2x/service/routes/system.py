@@ -1,0 +1,63 @@
+"""``/v1/health`` (public) and ``/v1/capabilities``."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+import torch
+from fastapi import APIRouter
+
+from ... import __version__
+from ...fit.schedule import PRESETS
+from ...generators import KNOWN_SPECS
+from .. import schemas
+from ..worker import JOB_RUNNERS
+from .views import Service, error_responses
+
+public = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"])
+
+
+@public.get("/v1/health", response_model=schemas.Health, summary="Is the service up? (no token needed)")
+def health() -> schemas.Health:
+    return schemas.Health(status="ok", version=__version__)
+
+
+def _range(field_name: str, model) -> schemas.Range:
+    info = model.model_fields[field_name]
+    bounds = {type(item).__name__: item for item in info.metadata}
+    return schemas.Range(minimum=bounds["Ge"].ge, maximum=bounds["Le"].le, default=info.default)
+
+
+def _image_inversion_available() -> bool:
+    from ... import pipeline
+
+    return hasattr(pipeline, "reconstruct_image") and "image" in JOB_RUNNERS
+
+
+@router.get("/v1/capabilities", response_model=schemas.Capabilities, responses=error_responses(),
+            summary="Version, device, generators, presets, setting ranges and limits")
+def capabilities(service: Service) -> schemas.Capabilities:
+    config = service.config
+    presets = {name: schemas.PresetInfo(total_steps=preset.total_steps(),
+                                        **{f.name: getattr(preset, f.name) for f in fields(preset)
+                                           if f.name in schemas.PresetInfo.model_fields})
+               for name, preset in PRESETS.items()}
+    image_available = _image_inversion_available()
+    return schemas.Capabilities(
+        version=__version__, torch_version=torch.__version__, device=config.device,
+        worker_devices=service.devices[:config.workers], workers=config.workers,
+        cuda_available=torch.cuda.is_available(), generators=list(KNOWN_SPECS), presets=presets,
+        job_kinds={
+            "sample": schemas.JobKindInfo(available=True, note="a generator sample by spec and seed"),
+            "image": schemas.JobKindInfo(
+                available=image_available,
+                note="an uploaded image" if image_available else
+                "uploads are accepted and checked, but fitting an uploaded image (image inversion) is not "
+                "available in this version: such a job fails with code image_inversion_unavailable"),
+        },
+        settings={name: _range(name, schemas.JobSettings)
+                  for name in ("steps_scale", "mesh_resolution", "texture_size")},
+        source={name: _range(name, schemas.SampleSource) for name in ("seed", "truncation")},
+        max_batch_items=schemas.MAX_BATCH_ITEMS,
+        uploads=schemas.UploadLimitsInfo(max_bytes=config.uploads.max_bytes, max_pixels=config.uploads.max_pixels,
+                                         min_side=config.uploads.min_side, formats=list(config.uploads.formats)))

@@ -1,0 +1,219 @@
+"""Request and response models: the API's contract and its OpenAPI description.
+
+Ranges are stated once here (``*_RANGE`` constants), enforced by pydantic
+(422 with the field named) and reported by ``GET /v1/capabilities``.
+Unknown fields are refused, so a misspelt setting is an error, not a default.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..fit.schedule import PRESETS
+from ..generators import KNOWN_SPECS
+
+SEED_RANGE = (0, 2 ** 32 - 1)
+TRUNCATION_RANGE = (0.0, 2.0)
+STEPS_SCALE_RANGE = (0.01, 4.0)
+MESH_RESOLUTION_RANGE = (32, 512)
+TEXTURE_SIZE_RANGE = (64, 4096)
+MAX_BATCH_ITEMS = 256
+ID_PATTERN = r"^[0-9a-f]{32}$"
+
+GeneratorSpec = Literal[KNOWN_SPECS]
+PresetName = Literal[tuple(PRESETS)]
+
+
+class JobState(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    interrupted = "interrupted"
+    """Its run was cut by service stops more often than the service retries (docs/service.md)."""
+
+
+FINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled, JobState.interrupted})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ---------------------------------------------------------------------------
+
+class SampleSource(_Strict):
+    """A sample of a built-in generator, by seed: the image the fit inverts."""
+    kind: Literal["sample"] = "sample"
+    generator: GeneratorSpec = Field("synthetic", description="generator spec (see /v1/capabilities)")
+    seed: int = Field(0, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="the sample's seed")
+    truncation: float = Field(1.0, ge=TRUNCATION_RANGE[0], le=TRUNCATION_RANGE[1],
+                              description="truncation psi of the generator's mapping")
+
+
+class ImageSource(_Strict):
+    """An uploaded image (``POST /v1/uploads``). Image inversion is not available
+    in this version: such a job is accepted and fails with code
+    ``image_inversion_unavailable`` (docs/service.md)."""
+    kind: Literal["image"]
+    upload_id: str = Field(pattern=ID_PATTERN, description="the id returned by POST /v1/uploads")
+
+
+JobSource = Annotated[Union[SampleSource, ImageSource], Field(discriminator="kind")]
+
+
+class JobSettings(_Strict):
+    preset: PresetName = Field("draft", description="quality preset (step counts: /v1/capabilities)")
+    steps_scale: float = Field(1.0, ge=STEPS_SCALE_RANGE[0], le=STEPS_SCALE_RANGE[1],
+                               description="multiplies every step count of the preset (at least one step "
+                                           "each); 0.01 makes a smoke test of a few seconds")
+    mesh_resolution: int = Field(192, ge=MESH_RESOLUTION_RANGE[0], le=MESH_RESOLUTION_RANGE[1],
+                                 description="marching-cubes grid cells a side")
+    texture_size: int = Field(1024, ge=TEXTURE_SIZE_RANGE[0], le=TEXTURE_SIZE_RANGE[1],
+                              description="texture width and height in pixels")
+
+
+class JobRequest(_Strict):
+    source: JobSource
+    settings: JobSettings = Field(default_factory=JobSettings)
+
+
+class BatchRequest(_Strict):
+    """Many sources with the same settings; each becomes one job, queued in order."""
+    sources: list[JobSource] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    settings: JobSettings = Field(default_factory=JobSettings)
+
+
+# --- responses --------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable, machine-readable, snake_case")
+    message: str = Field(description="what happened and what to do")
+    fields: list[dict[str, Any]] | None = Field(None, description="validation errors: location and message")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class Range(BaseModel):
+    minimum: float
+    maximum: float
+    default: float
+
+
+class PresetInfo(BaseModel):
+    stages: int
+    target_steps: int
+    projection_steps: int
+    exploitation_steps: int
+    pseudo_samples: int
+    rays_per_image: int
+    total_steps: int
+
+
+class JobKindInfo(BaseModel):
+    available: bool
+    note: str
+
+
+class UploadLimitsInfo(BaseModel):
+    max_bytes: int
+    max_pixels: int
+    min_side: int
+    formats: list[str]
+
+
+class Capabilities(BaseModel):
+    version: str
+    torch_version: str
+    device: str = Field(description="the torch device fits run on")
+    worker_devices: list[str] = Field(description="the device of each worker slot")
+    workers: int = Field(description="fits that run at once")
+    cuda_available: bool
+    generators: list[str]
+    presets: dict[str, PresetInfo]
+    job_kinds: dict[str, JobKindInfo]
+    settings: dict[str, Range]
+    source: dict[str, Range]
+    max_batch_items: int
+    uploads: UploadLimitsInfo
+
+
+class Upload(BaseModel):
+    id: str
+    format: str = Field(description="PNG, JPEG or WEBP, as sniffed from the content")
+    width: int
+    height: int
+    bytes: int
+    created_at: datetime
+
+
+class JobProgress(BaseModel):
+    stage: str | None = Field(None, description="what the job is doing now")
+    step: int = Field(0, description="fit steps done")
+    total_steps: int = Field(0, description="fit steps in all (0 until the worker has started)")
+    fraction: float = Field(0.0, ge=0.0, le=1.0, description="step / total_steps")
+    eta_seconds: float | None = Field(None, description="estimated seconds until the fit's last step "
+                                                         "(export follows; running jobs only)")
+    preview_url: str | None = Field(None, description="a small PNG render of the current estimate")
+    updated_at: datetime | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobResult(BaseModel):
+    bundle_url: str = Field(description="the asset bundle as a zip (docs/bundle.md)")
+    bundle_bytes: int
+    metrics: dict[str, Any]
+    timings: dict[str, Any] = Field(description="seconds per stage")
+
+
+class Job(BaseModel):
+    id: str
+    kind: Literal["sample", "image"]
+    state: JobState
+    batch_id: str | None = None
+    batch_index: int | None = None
+    source: dict[str, Any]
+    settings: JobSettings
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    queue_position: int | None = Field(None, description="1 = next to run (queued jobs only)")
+    cancel_requested: bool = False
+    interruptions: int = Field(0, description="runs cut short by a service stop (then requeued)")
+    worker_pid: int | None = Field(None, description="the worker process (running jobs only)")
+    device: str | None = None
+    progress: JobProgress
+    error: JobError | None = None
+    result: JobResult | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class Batch(BaseModel):
+    id: str
+    created_at: datetime
+    state: Literal["active", "finished"] = Field(description="active while any item is queued or running")
+    counts: dict[str, int] = Field(description="items per job state")
+    fraction: float = Field(ge=0.0, le=1.0, description="finished items count 1, running ones their fraction")
+    items: list[Job]
+
+
+class BatchList(BaseModel):
+    batches: list[Batch]

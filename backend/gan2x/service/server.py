@@ -1,0 +1,82 @@
+"""``gan2x serve``: lock the data directory, bind, announce, run uvicorn.
+
+The socket is bound and listening before uvicorn starts, so ``--port 0``
+works (the OS picks a free port) and the address written to
+``<data dir>/service.json`` accepts connections from the moment the file
+appears (early ones wait in the listen backlog until the app is up).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+
+from .. import __version__
+from .config import ServiceConfig, is_loopback
+from .datadir import DataDir
+
+
+class ServeError(RuntimeError):
+    """The service cannot start; the message says what to do."""
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, protocol)
+    except OSError as error:
+        raise ServeError(f"cannot resolve {host!r}: {error}") from None
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port, "
+                         "or stop what uses it") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def serve(config: ServiceConfig, announce=print) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config.check()
+    data_dir = DataDir(config.data_dir)
+    data_dir.create()
+    lock = data_dir.lock()
+    lock.acquire()
+    try:
+        app = create_app(config)
+        sock = bind_socket(config.host, config.port)
+        port = sock.getsockname()[1]
+        url_host = f"[{config.host}]" if ":" in config.host else config.host
+        url = f"http://{url_host}:{port}"
+        data_dir.write_service_info({"url": url, "host": config.host, "port": port, "pid": os.getpid(),
+                                     "version": __version__})
+        state = app.state.service
+        announce(f"gan2x service {__version__} listening on {url} (API description: {url}/docs)")
+        announce(f"data directory: {data_dir.root}")
+        announce(f"token file: {config.token_file} (clients send 'Authorization: Bearer <its contents>')"
+                 if config.require_token else "no token (--no-token): any local user can run jobs")
+        announce(f"workers: {config.workers} on {', '.join(state.devices[:config.workers]) or '-'} "
+                 f"({config.resolved_worker_threads()} torch threads each, nice +{config.worker_nice})")
+        if not is_loopback(config.host):
+            announce(f"warning: {config.host} is reachable from other machines and HTTP is not encrypted: the "
+                     "token travels in clear text. Prefer binding to 127.0.0.1 and an SSH tunnel (docs/service.md)")
+        sys.stdout.flush()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=config.access_log,
+                                               timeout_graceful_shutdown=5))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+            data_dir.remove_service_info()
+    finally:
+        lock.release()
+    return 0
