@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -60,6 +61,11 @@ def _print_metrics(metrics: dict):
         print(f"  ellipsoid      {prior.get('side_x100', float('nan')):10.3f} {prior.get('mad_degrees', float('nan')):9.2f}")
         print(f"  fit            {metrics['side_x100']:10.3f} {metrics['mad_degrees']:9.2f}")
     print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB")
+    if "relight_psnr_db" in metrics:
+        print(f"  relit under 4 new lights: {metrics['relight_psnr_db']:.2f} dB, "
+              f"novel views at +-30 deg yaw: {metrics['novel_view_psnr_db']:.2f} dB (object pixels)")
+        print(f"  albedo error (scaled) {metrics['albedo_error']:.4f}, specular error {metrics['specular_error']:.4f}, "
+              f"log-shininess error {metrics['shininess_log_error']:.3f}")
 
 
 def command_fit(args) -> int:
@@ -126,6 +132,49 @@ def command_serve(args) -> int:
         return 2
 
 
+def command_bench(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .bench.run import CATEGORIES, FULL_SEEDS, QUICK_SEEDS, ROWS, markdown_table, run_bench
+    from .pipeline import resolve_settings
+
+    seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
+             else list(QUICK_SEEDS if args.quick else FULL_SEEDS))
+    categories = args.categories.split(",") if args.categories else list(CATEGORIES)
+    rows = args.rows.split(",") if args.rows else list(ROWS)
+    unknown = sorted(set(rows) - set(ROWS)) + sorted(set(categories) - set(CATEGORIES))
+    if unknown:
+        raise ValueError(f"unknown rows or categories {unknown}; rows: {list(ROWS)}, categories: {list(CATEGORIES)}")
+    settings = resolve_settings(args.preset)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bar = tqdm(total=len(categories) * len(seeds) * len(rows), unit="fit", file=sys.stderr, dynamic_ncols=True)
+
+    def on_record(category: str, record: dict):
+        bar.set_description(f"{category} seed {record['seed']} {record['row']}", refresh=False)
+        bar.update(1)
+
+    started = time.perf_counter()
+    results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record)
+    bar.close()
+    results["settings"] = {"preset": args.preset, "seeds": seeds, "categories": categories, "rows": rows,
+                           "device": args.device, "seconds": time.perf_counter() - started,
+                           "fit": settings.to_dict()}
+    table = markdown_table(results["summary"], seeds)
+    print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"json: {args.json}")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table + "\n")
+        print(f"markdown: {args.markdown}")
+    print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gan2x", description="GAN2X: one GAN image to a relightable 3D asset")
     parser.add_argument("--version", action="version", version=f"gan2x {__version__}")
@@ -149,6 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run fitting jobs over HTTP (docs/service.md)")
     _add_serve_arguments(serve)
     serve.set_defaults(handler=command_serve)
+
+    bench = commands.add_parser("bench", help="ground-truth benchmark on held-out samples of the built-in generator")
+    bench.add_argument("--quick", action="store_true", help=f"3 held-out seeds a category (default: 10)")
+    bench.add_argument("--seeds", default=None, help="comma-separated seeds instead (e.g. 1000,1001)")
+    bench.add_argument("--categories", default=None, help="comma-separated: faces,objects (default: both)")
+    bench.add_argument("--rows", default=None, help="comma-separated: ellipsoid,lambertian,full (default: all)")
+    bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
+    bench.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    bench.add_argument("--json", default=None, help="write every record and the summary here")
+    bench.add_argument("--markdown", default=None, help="write the table here")
+    bench.set_defaults(handler=command_bench)
 
     args = parser.parse_args(argv)
     try:

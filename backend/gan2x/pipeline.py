@@ -13,7 +13,7 @@ import torch
 
 from . import __version__, conventions
 from .bench import metrics
-from .bench.evaluate import ground_truth_maps, shape_metrics
+from .bench.evaluate import appearance_metrics, ground_truth_maps, material_metrics, shape_metrics
 from .export.bundle import CameraSpec, LightSpec
 from .export.pipeline import export_bundle as write_asset_bundle
 from .fit.asset_model import AssetModel
@@ -104,6 +104,9 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
     }
     if ground_truth is not None:
         fit_metrics.update(shape_metrics(rerender, ground_truth))
+        fit_metrics.update(material_metrics(rerender, ground_truth))
+        fit_metrics.update(appearance_metrics(result.model, result.target_state, generator, target_ws,
+                                              ground_truth, settings.sampling))
         fit_metrics["ellipsoid_prior"] = prior_metrics
     timings["evaluation"] = time.perf_counter() - start
 
@@ -161,6 +164,8 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
 def _json_safe(value):
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value

@@ -70,3 +70,17 @@ def test_positive_yaw_and_pitch_move_the_camera_right_and_up_looking_at_the_orig
     assert np.allclose(forward, -position / np.linalg.norm(position))
     # world +Y stays up in the image: the camera's +X has no vertical part
     assert abs(world_from_camera[1, 0]) < 1e-12
+
+
+def test_erode_and_material_errors():
+    mask = np.zeros((6, 6), bool)
+    mask[1:5, 1:5] = True
+    eroded = metrics.erode(mask)
+    assert eroded.sum() == 4 and eroded[2:4, 2:4].all()
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0.1, 0.9, (6, 6, 3))
+    # albedo is known up to a per-channel scale: a scaled copy has no error
+    assert metrics.scaled_albedo_error(true * np.array([0.5, 2.0, 1.5]), true, mask) < 1e-12
+    assert metrics.scaled_albedo_error(true[::-1], true, mask) > 0.05
+    assert metrics.mean_absolute_error(np.full((6, 6), 0.3), np.full((6, 6), 0.1), mask) == pytest.approx(0.2)
+    assert metrics.log_shininess_error(np.full((6, 6), 20.0), np.full((6, 6), 10.0), mask) == pytest.approx(math.log(2))

@@ -115,7 +115,7 @@ RENDER_SCRIPT = textwrap.dedent("""
 def _compare(cycles: np.ndarray, backend_linear: np.ndarray, opacity: np.ndarray, label: str) -> float:
     # The object's interior in both renders, one pixel in from the silhouette
     # (where pixel filters and the density's width differ by design).
-    inside = _erode((opacity > 0.99) & (cycles[..., 3] > 0.99))
+    inside = metrics.erode((opacity > 0.99) & (cycles[..., 3] > 0.99))
     assert inside.sum() > 0.1 * inside.size, inside.sum()
     psnr = metrics.masked_psnr(cycles[..., :3], backend_linear, inside)
     print(f"\n  {label}: Cycles vs backend, linear, {int(inside.sum())} object pixels: {psnr:.2f} dB")
@@ -139,12 +139,3 @@ def test_relighting_in_blender_matches_relighting_in_the_backend(fitted, cycles_
     backend_linear = conventions.linear_from_srgb(relit["rgb"]).numpy()
     psnr = _compare(cycles_renders[1], backend_linear, relit["opacity"].numpy(), "relit")
     assert psnr >= MIN_PSNR_DB
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1, constant_values=False)
-    out = np.ones_like(mask)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            out &= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
-    return out

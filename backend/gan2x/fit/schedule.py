@@ -48,6 +48,8 @@ class FitSettings:
     grid_refresh_steps: int = 10
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     seed: int = 0
+    shading: str = "phong"
+    """'phong' (METHOD.md) or 'lambertian' (no specular term: the ablation)."""
 
     def total_steps(self) -> int:
         return self.stages * (self.target_steps + self.projection_steps + self.exploitation_steps)
@@ -95,7 +97,9 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
     device = target_image.device
     resolution = target_image.shape[-1]
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
-    model = model or AssetModel()
+    if settings.shading not in ("phong", "lambertian"):
+        raise ValueError(f"unknown shading {settings.shading!r}; choose 'phong' or 'lambertian'")
+    model = model or AssetModel(specular=settings.shading == "phong")
     model.to(device)
     target_rgb = ((target_image + 1.0) / 2.0).clamp(0, 1).permute(1, 2, 0).reshape(-1, 3)
     corner_rgb = _linear_corner_colour(target_image)
