@@ -127,7 +127,7 @@ def command_serve(args) -> int:
         preview_interval_s=args.preview_interval, access_log=args.access_log)
     try:
         return serve(config)
-    except (DataDirBusy, ServeError, StoreError) as error:
+    except (DataDirBusy, ServeError, StoreError, OSError) as error:  # OSError: e.g. an unwritable data dir
         print(f"gan2x: error: {error}", file=sys.stderr)
         return 2
 
@@ -136,29 +136,35 @@ def command_bench(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .bench.run import CATEGORIES, FULL_SEEDS, QUICK_SEEDS, ROWS, markdown_table, run_bench
+    from .bench.run import CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench
     from .pipeline import resolve_settings
 
     seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
              else list(QUICK_SEEDS if args.quick else FULL_SEEDS))
     categories = args.categories.split(",") if args.categories else list(CATEGORIES)
     rows = args.rows.split(",") if args.rows else list(ROWS)
-    unknown = sorted(set(rows) - set(ROWS)) + sorted(set(categories) - set(CATEGORIES))
+    unknown = sorted(set(rows) - set(KNOWN_ROWS)) + sorted(set(categories) - set(CATEGORIES))
     if unknown:
-        raise ValueError(f"unknown rows or categories {unknown}; rows: {list(ROWS)}, categories: {list(CATEGORIES)}")
-    settings = resolve_settings(args.preset)
+        raise ValueError(f"unknown rows or categories {unknown}; rows: {list(KNOWN_ROWS)}, "
+                         f"categories: {list(CATEGORIES)}")
+    settings = resolve_settings(args.preset, {"refinement_steps": args.refinement_steps}
+                                if args.refinement_steps is not None else None)
     if args.threads:
         torch.set_num_threads(args.threads)
-    bar = tqdm(total=len(categories) * len(seeds) * len(rows), unit="fit", file=sys.stderr, dynamic_ncols=True)
+    per_seed = len(rows) + (1 if "full" in rows and settings.refinement_steps > 0 else 0)
+    bar = tqdm(total=len(categories) * len(seeds) * per_seed, unit="row", file=sys.stderr, dynamic_ncols=True)
 
     def on_record(category: str, record: dict):
         bar.set_description(f"{category} seed {record['seed']} {record['row']}", refresh=False)
         bar.update(1)
 
     started = time.perf_counter()
-    results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record)
+    results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record,
+                        entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0)
+    figure_rows = results.pop("figure_rows")
     bar.close()
-    results["settings"] = {"preset": args.preset, "seeds": seeds, "categories": categories, "rows": rows,
+    results["settings"] = {"preset": args.preset, "entanglement": args.entanglement, "seeds": seeds,
+                           "categories": categories, "rows": rows,
                            "device": args.device, "seconds": time.perf_counter() - started,
                            "fit": settings.to_dict()}
     table = markdown_table(results["summary"], seeds)
@@ -167,6 +173,10 @@ def command_bench(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"json: {args.json}")
+    if args.figure and figure_rows:
+        from .bench.figure import write_figure
+
+        print(f"figure: {write_figure(figure_rows, Path(args.figure))}")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table + "\n")
@@ -203,12 +213,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help=f"3 held-out seeds a category (default: 10)")
     bench.add_argument("--seeds", default=None, help="comma-separated seeds instead (e.g. 1000,1001)")
     bench.add_argument("--categories", default=None, help="comma-separated: faces,objects (default: both)")
-    bench.add_argument("--rows", default=None, help="comma-separated: ellipsoid,lambertian,full (default: all)")
+    bench.add_argument("--rows", default=None,
+                       help="comma-separated: ellipsoid,lambertian,full (default), and full:triplane, "
+                            "full:hashgrid to compare field encodings")
     bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
     bench.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    bench.add_argument("--entanglement", type=float, default=0.15,
+                       help="identity drift of the built-in generator with view and light, 0..1 (default: 0.15)")
+    bench.add_argument("--refinement-steps", type=int, default=None,
+                       help="shading-based refinement steps (default: the preset's, 0 for draft)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--json", default=None, help="write every record and the summary here")
     bench.add_argument("--markdown", default=None, help="write the table here")
+    bench.add_argument("--figure", default=None, help="write a PNG of inputs, truths and fits here")
+    bench.add_argument("--figure-seeds", type=int, default=2, help="seeds a category in the figure (default: 2)")
     bench.set_defaults(handler=command_bench)
 
     args = parser.parse_args(argv)

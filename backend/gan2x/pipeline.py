@@ -54,14 +54,16 @@ def resolve_settings(preset: str, overrides: dict | None = None) -> FitSettings:
     return replace(PRESETS[preset], **(overrides or {}))
 
 
-SCALED_STEP_FIELDS = ("target_steps", "projection_steps", "exploitation_steps")
+SCALED_STEP_FIELDS = ("target_steps", "projection_steps", "exploitation_steps", "refinement_steps")
 
 
 def scaled_step_overrides(preset: str, steps_scale: float) -> dict:
     """Overrides that multiply each step count of ``preset`` by ``steps_scale``
-    (at least one step each); stages, samples and rays are left as they are."""
+    (at least one step each, and a step count of 0, a part turned off, stays
+    0); stages, samples and rays are left as they are."""
     base = resolve_settings(preset)
-    return {name: max(1, round(getattr(base, name) * steps_scale)) for name in SCALED_STEP_FIELDS}
+    return {name: max(1, round(getattr(base, name) * steps_scale)) if getattr(base, name) > 0 else 0
+            for name in SCALED_STEP_FIELDS if hasattr(base, name)}
 
 
 def reconstruct(request: ReconstructionRequest, out_dir: Path,

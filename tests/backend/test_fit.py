@@ -2,6 +2,7 @@
 stage loop, on tiny images of the built-in generator."""
 from dataclasses import replace
 
+import pytest
 import torch
 
 from gan2x.fit.image_state import ImageState
@@ -56,3 +57,68 @@ def test_a_short_fit_explains_the_target_better_than_the_prior():
     assert fitted_error < 0.6 * prior_error
     # The target's camera defines the world frame and never moves.
     assert result.target_state.yaw.item() == 0.0 and result.target_state.pitch.item() == 0.0
+
+
+def test_refinement_changes_only_the_detail_field():
+    torch.manual_seed(0)
+    generator = _tiny_generator()
+    with torch.no_grad():
+        ws = generator.mapping(generator.z_from_seed(2))
+        target = generator.synthesis(ws)[0]
+    settings = replace(PRESETS["draft"], stages=1, target_steps=5, projection_steps=2, exploitation_steps=5,
+                       pseudo_samples=1, rays_per_image=64, refinement_steps=6,
+                       sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+    seen = {}
+
+    def before_refinement(model, state):
+        seen["parameters"] = {name: p.detach().clone() for name, p in model.named_parameters()}
+        seen["light"] = state.light_vector.detach().clone()
+        seen["detail_enabled"] = model.sdf.detail_enabled
+
+    result = fit_target(generator, ws, target, settings, before_refinement=before_refinement)
+    assert seen["detail_enabled"] is False and result.model.sdf.detail_enabled is True
+    changed = {name for name, p in result.model.named_parameters() if not torch.equal(p, seen["parameters"][name])}
+    assert changed and all(name.startswith("sdf.detail.") for name in changed), changed
+    assert torch.equal(result.target_state.light_vector, seen["light"])
+    assert all(p.requires_grad for p in result.model.parameters())  # nothing left frozen
+    assert result.timings["refinement"] > 0.0
+
+
+@pytest.mark.parametrize("encoding", ["triplane", "hashgrid"])
+def test_the_fit_trains_the_sdf_encoding_it_is_given(encoding):
+    from gan2x.fit.asset_model import AssetModel
+
+    torch.manual_seed(0)
+    generator = _tiny_generator()
+    with torch.no_grad():
+        ws = generator.mapping(generator.z_from_seed(2))
+        target = generator.synthesis(ws)[0]
+    settings = replace(PRESETS["draft"], stages=1, target_steps=2, projection_steps=1, exploitation_steps=3,
+                       pseudo_samples=1, rays_per_image=64, encoding=encoding,
+                       sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+    model = AssetModel(encoding=encoding)
+    initial = {name: p.detach().clone() for name, p in model.sdf.encoding.named_parameters()}
+    assert initial
+    result = fit_target(generator, ws, target, settings, model=model)
+    # the exploitation steps moved the SDF's own planes / tables, not only its MLP
+    assert any(not torch.equal(p, initial[name]) for name, p in result.model.sdf.encoding.named_parameters())
+    # and fit_target builds the chosen encoding when it makes the model itself
+    built = fit_target(generator, ws, target, replace(settings, exploitation_steps=1, target_steps=1))
+    assert type(built.model.sdf.encoding) is type(model.sdf.encoding)
+
+
+def test_guarded_step_skips_non_finite_updates_and_gives_up_clearly():
+    from gan2x.fit.optim import MAX_SKIPPED_IN_A_ROW, guarded_step
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimiser = torch.optim.SGD([weight], lr=0.1)
+    skipped = [0, 0]
+    assert guarded_step(optimiser, (weight * 2).sum(), skipped) and torch.allclose(weight, torch.full((3,), 0.8))
+    assert not guarded_step(optimiser, (weight * float("nan")).sum(), skipped)
+    assert not guarded_step(optimiser, (weight.sqrt() * torch.tensor([1.0, 0.0, 1.0]) / torch.zeros(3)).sum(),
+                            skipped)
+    assert torch.allclose(weight, torch.full((3,), 0.8)) and skipped == [2, 2]
+    assert guarded_step(optimiser, weight.sum(), skipped) and skipped == [2, 0]
+    with pytest.raises(FloatingPointError, match="diverged"):
+        for _ in range(MAX_SKIPPED_IN_A_ROW):
+            guarded_step(optimiser, weight.sum() * float("inf"), skipped)

@@ -412,3 +412,24 @@ def test_speed_report():
         times.append(time.perf_counter() - start)
     print(f"\nsynthetic: batch 8 at 64x64, 2x2 supersampling, forward+backward: "
           f"{min(times):.3f} s (threads={torch.get_num_threads()})")
+
+
+def test_entanglement_drifts_identity_with_view_and_leaves_samples_alone_at_zero():
+    plain = load_generator("synthetic:faces", resolution=16, supersample=1)
+    tangled = load_generator("synthetic:faces", resolution=16, supersample=1, entanglement=0.2)
+    ws = plain.mapping(plain.z_from_seed(5))
+    moved = ws.clone()
+    moved[:, 0:2] += 0.5 * plain.w_std  # only the view-and-light layers
+    for generator, drifts in ((plain, False), (tangled, True)):
+        before, after = generator.parameters_from_ws(ws), generator.parameters_from_ws(moved)
+        assert not torch.allclose(before["yaw"], after["yaw"])
+        identity = [name for name in before if any(s.name == name and s.role in ("shape", "material")
+                                                    for s in generator.specs)]
+        assert identity
+        changed = any(not torch.allclose(before[n], after[n]) for n in identity)
+        assert changed == drifts
+    # entanglement 0 is the generator as before (its own random stream)
+    assert torch.equal(load_generator("synthetic:faces", resolution=16, supersample=1, entanglement=0.0)
+                       .synthesis(ws), plain.synthesis(ws))
+    with pytest.raises(ValueError, match="entanglement"):
+        load_generator("synthetic:faces", entanglement=2.0)

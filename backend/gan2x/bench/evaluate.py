@@ -72,27 +72,38 @@ def appearance_metrics(model, target_state, generator, ws: torch.Tensor, truth: 
     light at the target's estimated ambient and diffuse strengths) and
     novel-view PSNR (dB, mean over ``NOVEL_VIEW_YAWS_DEGREES`` of yaw about
     the object, under the target's light)."""
-    rotation = truth["generator_from_fit"].to(ws.device, torch.float32)
-    resolution = truth["mask"].shape[-1]
-    scene = generator.scene(ws)
-    relight = []
-    for direction in RELIGHT_DIRECTIONS_CAMERA:
-        towards_fit = torch.tensor(direction, dtype=torch.float32, device=ws.device)
-        towards_fit = towards_fit / towards_fit.norm()
-        state = _with(target_state, towards_light=towards_fit)
-        with torch.no_grad():
-            true = generator.render(scene, towards_light=(rotation @ towards_fit)[None])
-        relight.append(_psnr(model.render_image(state, resolution, sampling), true))
-    novel = []
-    for yaw_degrees in NOVEL_VIEW_YAWS_DEGREES:
-        state = _with(target_state, yaw=math.radians(yaw_degrees))
-        world_from_camera = state.world_from_camera().detach().clone()
-        world_from_camera[:3, :] = rotation @ world_from_camera[:3, :]
-        with torch.no_grad():
-            true = generator.render(scene, world_from_camera=world_from_camera[None])
-        novel.append(_psnr(model.render_image(state, resolution, sampling), true))
+    relight = [_psnr(*relit_pair(model, target_state, generator, ws, truth, sampling, direction))
+               for direction in RELIGHT_DIRECTIONS_CAMERA]
+    novel = [_psnr(*novel_view_pair(model, target_state, generator, ws, truth, sampling, yaw))
+             for yaw in NOVEL_VIEW_YAWS_DEGREES]
     return {"relight_psnr_db": sum(relight) / len(relight), "novel_view_psnr_db": sum(novel) / len(novel),
             "relight_psnr_db_each": relight, "novel_view_psnr_db_each": novel}
+
+
+def relit_pair(model, target_state, generator, ws: torch.Tensor, truth: dict, sampling: SamplingSettings,
+               towards_light_camera) -> tuple[dict, dict]:
+    """The fit's render and the generator's truth at the target camera under
+    a new light (unit direction towards it, target camera frame)."""
+    rotation = truth["generator_from_fit"].to(ws.device, torch.float32)
+    towards_fit = torch.tensor(towards_light_camera, dtype=torch.float32, device=ws.device)
+    towards_fit = towards_fit / towards_fit.norm()
+    with torch.no_grad():
+        true = generator.render(generator.scene(ws), towards_light=(rotation @ towards_fit)[None])
+    state = _with(target_state, towards_light=towards_fit)
+    return model.render_image(state, truth["mask"].shape[-1], sampling), true
+
+
+def novel_view_pair(model, target_state, generator, ws: torch.Tensor, truth: dict, sampling: SamplingSettings,
+                    yaw_degrees: float) -> tuple[dict, dict]:
+    """The fit's render and the generator's truth from the target camera
+    orbited by ``yaw_degrees`` about the object, under the target's light."""
+    rotation = truth["generator_from_fit"].to(ws.device, torch.float32)
+    state = _with(target_state, yaw=math.radians(yaw_degrees))
+    world_from_camera = state.world_from_camera().detach().clone()
+    world_from_camera[:3, :] = rotation @ world_from_camera[:3, :]
+    with torch.no_grad():
+        true = generator.render(generator.scene(ws), world_from_camera=world_from_camera[None])
+    return model.render_image(state, truth["mask"].shape[-1], sampling), true
 
 
 def _with(state, yaw: float | None = None, towards_light: torch.Tensor | None = None):

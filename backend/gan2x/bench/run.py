@@ -6,7 +6,9 @@ Rows (all on the same seeds, in one run):
 * ``ellipsoid``: the prior, no fit (its materials and light are the
   initial ones, so only its shape rows say much);
 * ``lambertian``: the fit with ks = 0 everywhere (GAN2Shape's shading model);
-* ``full``: the fit of METHOD.md as implemented (Phong shading).
+* ``no_refinement``: the full fit read off before its refinement step (the
+  same run as ``full``, so it costs nothing extra);
+* ``full``: the fit of METHOD.md as implemented (Phong shading, refinement).
 
 Seeds: 1-3 of each category were used while tuning the draft preset and
 0-39 for the projection probe (``benchmarks/projection_probe.py``); the
@@ -28,11 +30,22 @@ from ..fit.schedule import FitSettings, fit_target
 from ..generators import load_generator
 from . import metrics
 from .evaluate import appearance_metrics, ground_truth_maps, material_metrics, shape_metrics
+from .figure import sample_panels
 
 QUICK_SEEDS = (1000, 1001, 1002)
 FULL_SEEDS = tuple(range(1000, 1010))
 CATEGORIES = ("faces", "objects")
 ROWS = ("ellipsoid", "lambertian", "full")
+"""The default rows; ``full`` also yields ``no_refinement``. ``full:ENCODING``
+(e.g. ``full:triplane``, ``full:hashgrid``) is the full fit with another
+field encoding (``FitSettings.encoding``)."""
+KNOWN_ROWS = ROWS + ("full:fourier", "full:triplane", "full:hashgrid")
+REPORTED_ROWS = ("ellipsoid", "lambertian", "no_refinement", "full", "full:fourier", "full:triplane",
+                 "full:hashgrid")
+DEFAULT_ENTANGLEMENT = 0.15
+"""The built-in generator's identity drift with view and light in the
+benchmark (``SyntheticGenerator``'s ``entanglement``): a one-sigma view or
+light change moves each identity parameter by 0.15 sigma."""
 
 REPORTED = (
     ("side_x100", "SIDE x1e-2", "{:.3f}"),
@@ -47,46 +60,72 @@ REPORTED = (
 )
 
 
-def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, device) -> dict:
-    """One seed, one row: fit (unless ``ellipsoid``) and every metric."""
+def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, device,
+                    figure_rows: list | None = None) -> list[dict]:
+    """One seed, one row: fit (unless ``ellipsoid``) and every metric. The
+    ``full`` row gives two records, ``no_refinement`` first, and appends its
+    figure row (``figure.sample_panels``) to ``figure_rows`` when given."""
     with torch.no_grad():
         ws = generator.mapping(generator.z_from_seed(seed).to(device))
         target = generator.synthesis(ws)[0]
     truth = ground_truth_maps(generator, ws)
     resolution = target.shape[-1]
+    records = []
+
+    def record(name: str, model, state, seconds: float):
+        render = model.render_image(state, resolution, settings.sampling)
+        target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+        values = {"seed": seed, "row": name, "seconds": seconds,
+                  "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, metrics.erode(truth["mask"]))}
+        values.update(shape_metrics(render, truth))
+        values.update(material_metrics(render, truth))
+        values.update(appearance_metrics(model, state, generator, ws, truth, settings.sampling))
+        records.append(values)
+
     start = time.perf_counter()
     if row == "ellipsoid":
-        model, state = AssetModel().to(device), ImageState(camera_fixed=True).to(device)
-    else:
-        shading = "lambertian" if row == "lambertian" else "phong"
-        result = fit_target(generator, ws, target, replace(settings, shading=shading))
-        model, state = result.model, result.target_state
-    seconds = time.perf_counter() - start
-    render = model.render_image(state, resolution, settings.sampling)
-    target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
-    record = {"seed": seed, "row": row, "seconds": seconds,
-              "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, metrics.erode(truth["mask"]))}
-    record.update(shape_metrics(render, truth))
-    record.update(material_metrics(render, truth))
-    record.update(appearance_metrics(model, state, generator, ws, truth, settings.sampling))
-    return record
+        record(row, AssetModel().to(device), ImageState(camera_fixed=True).to(device), 0.0)
+        return records
+    shading = "lambertian" if row == "lambertian" else "phong"
+    encoding = row.split(":", 1)[1] if ":" in row else settings.encoding
+    hook = None
+    if row == "full" and settings.refinement_steps > 0:
+        def hook(model, state):
+            nonlocal start
+            paused = time.perf_counter()
+            record("no_refinement", model, state, paused - start)
+            start += time.perf_counter() - paused  # evaluation time is not fit time
+    result = fit_target(generator, ws, target, replace(settings, shading=shading, encoding=encoding),
+                        before_refinement=hook)
+    record(row, result.model, result.target_state, time.perf_counter() - start)
+    if figure_rows is not None and row == "full":  # one figure row per sample, from the default encoding
+        figure_rows.append((f"{generator.spec} {seed}",
+                            sample_panels(result.model, result.target_state, generator, ws, truth, target,
+                                          settings.sampling)))
+    return records
 
 
 def run_bench(categories, seeds, rows, settings: FitSettings, device,
-              on_record: Callable[[str, dict], None] | None = None) -> dict:
+              on_record: Callable[[str, dict], None] | None = None,
+              entanglement: float = DEFAULT_ENTANGLEMENT, figure_seeds: int = 0) -> dict:
     """Every (category, seed, row); returns ``{"records": {category: [...]},
-    "summary": {category: {row: {metric: {"mean", "std"}}}}}``."""
+    "summary": {category: {row: {metric: {"mean", "std"}}}}, "figure_rows":
+    [(label, panels)]}`` (figure rows of the first ``figure_seeds`` seeds of
+    each category, from the ``full`` row; not JSON)."""
     records: dict[str, list[dict]] = {}
+    figure_rows: list = []
     for category in categories:
-        generator = load_generator(f"synthetic:{category}", device=device)
+        generator = load_generator(f"synthetic:{category}", device=device, entanglement=entanglement)
         records[category] = []
-        for seed in seeds:
+        for index, seed in enumerate(seeds):
             for row in rows:
-                record = evaluate_sample(generator, seed, row, settings, device)
-                records[category].append(record)
-                if on_record is not None:
-                    on_record(category, record)
-    return {"records": records, "summary": summarise(records, rows)}
+                chosen = figure_rows if index < figure_seeds else None
+                for record in evaluate_sample(generator, seed, row, settings, device, chosen):
+                    records[category].append(record)
+                    if on_record is not None:
+                        on_record(category, record)
+    reported = [r for r in REPORTED_ROWS if r in rows or (r == "no_refinement" and "full" in rows)]
+    return {"records": records, "figure_rows": figure_rows, "summary": summarise(records, reported)}
 
 
 def summarise(records: dict[str, list[dict]], rows) -> dict:
@@ -95,10 +134,12 @@ def summarise(records: dict[str, list[dict]], rows) -> dict:
         summary[category] = {}
         for row in rows:
             chosen = [item for item in items if item["row"] == row]
+            if not chosen:
+                continue
             summary[category][row] = {
                 key: {"mean": statistics.fmean(item[key] for item in chosen),
                       "std": statistics.pstdev(item[key] for item in chosen)}
-                for key, _, _ in REPORTED if chosen and all(math.isfinite(item[key]) for item in chosen)}
+                for key, _, _ in REPORTED if all(math.isfinite(item[key]) for item in chosen)}
     return summary
 
 

@@ -13,12 +13,14 @@ from .image_state import ImageState, pixel_grid_xy, stack_lights
 
 
 class AssetModel(nn.Module):
-    def __init__(self, semi_axes=(0.62, 0.75, 0.55), specular: bool = True):
+    def __init__(self, semi_axes=(0.62, 0.75, 0.55), specular: bool = True, encoding: str = "fourier"):
         """``specular=False`` is the Lambertian model of GAN2Shape (ks = 0
-        everywhere), the benchmark's ablation."""
+        everywhere), the benchmark's ablation. ``encoding`` is the input
+        encoding of both fields: "fourier", "triplane" or "hashgrid"
+        (``gan2x.fields.encodings.make_encoding``)."""
         super().__init__()
-        self.sdf = EllipsoidPriorSDF(semi_axes=semi_axes)
-        self.materials = MaterialField()
+        self.sdf = EllipsoidPriorSDF(semi_axes=semi_axes, encoding=encoding)
+        self.materials = MaterialField(encoding=encoding)
         if not specular:
             self.materials.max_specular = 0.0
         self.density = LaplaceDensity()

@@ -11,6 +11,8 @@ from typing import Callable
 
 import torch
 
+from .optim import guarded_step
+
 
 def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torch.Tensor,
                          steps: int, learning_rate: float = 0.05, offset_weight: float = 0.01,
@@ -29,13 +31,12 @@ def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torc
     offset = torch.zeros(count, target_ws.shape[-1], device=target_ws.device, requires_grad=True)
     optimiser = torch.optim.Adam([offset], lr=learning_rate)
     base = target_ws.detach().expand(count, -1, -1)
+    skipped = [0, 0]
     for step in range(steps):
         ws = base + offset[:, None, :]
         images = generator.synthesis(ws)
         loss = (images - pseudo_images).abs().mean() + offset_weight * offset.pow(2).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
+        guarded_step(optimiser, loss, skipped)
         if on_step is not None:
             on_step(step)
     with torch.no_grad():

@@ -24,6 +24,7 @@ from ..render.volume import SamplingSettings, SDFGridCache
 from . import losses
 from .asset_model import AssetModel
 from .image_state import ImageState, random_light_in_camera
+from .optim import guarded_step
 from .projection import project_to_generator
 
 
@@ -46,20 +47,32 @@ class FitSettings:
     normal_smoothness_weight: float = 0.02
     target_weight: float = 2.0
     grid_refresh_steps: int = 10
+    refinement_steps: int = 0
+    """Shading-based refinement on the target alone (0 turns it off). Off by
+    default: on faces seeds 2 and 1000 it raised MAD by 0.1-1.0 degrees in
+    every setting tried (docs/benchmark.md), so no preset uses it yet."""
+    refinement_learning_rate: float = 2e-3
+    refinement_detail_weight: float = 1e3
+    """Weight of the mean square of the detail offset (metres^2): the
+    refinement's strong regulariser."""
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     seed: int = 0
     shading: str = "phong"
     """'phong' (METHOD.md) or 'lambertian' (no specular term: the ablation)."""
+    encoding: str = "fourier"
+    """The fields' input encoding: 'fourier', 'triplane' (SphereHead's
+    spherical tri-plane) or 'hashgrid' (fields/encodings.py)."""
 
     def total_steps(self) -> int:
-        return self.stages * (self.target_steps + self.projection_steps + self.exploitation_steps)
+        return (self.stages * (self.target_steps + self.projection_steps + self.exploitation_steps)
+                + self.refinement_steps)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 PRESETS: dict[str, FitSettings] = {
-    # About 2 minutes at 64x64 on a 2-core CPU (docs/performance.md).
+    # About 45 s of fitting at 64x64 on the 2-core CPU (docs/performance.md).
     "draft": FitSettings(),
     "standard": FitSettings(stages=3, target_steps=150, projection_steps=60, exploitation_steps=400,
                             pseudo_samples=8, rays_per_image=768),
@@ -84,28 +97,37 @@ class FitResult:
     """[N, 3, R, R] in [-1, 1], from the last stage."""
     timings: dict[str, float]
     history: list[dict]
+    skipped_steps: int = 0
+    """Steps skipped for a non-finite loss or gradient (``guarded_step``)."""
 
 
 def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
                settings: FitSettings, progress: ProgressCallback | None = None,
-               model: AssetModel | None = None, snapshot: SnapshotCallback | None = None) -> FitResult:
+               model: AssetModel | None = None, snapshot: SnapshotCallback | None = None,
+               before_refinement: SnapshotCallback | None = None) -> FitResult:
     """Fit the asset to ``target_image`` [3, R, R] in [-1, 1] (sRGB-encoded),
     the generator's image of ``target_ws`` [1, num_ws, w_dim].
 
     ``progress`` and ``snapshot`` (see their types above) are called after
-    every step."""
+    every step; ``before_refinement(model, target_state)`` once, after the
+    last stage and before refinement (the benchmark's ablation row)."""
     device = target_image.device
     resolution = target_image.shape[-1]
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
     if settings.shading not in ("phong", "lambertian"):
         raise ValueError(f"unknown shading {settings.shading!r}; choose 'phong' or 'lambertian'")
-    model = model or AssetModel(specular=settings.shading == "phong")
+    if model is None:
+        # The fields' initial weights come from settings.seed too: one seed, one fit.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            model = AssetModel(specular=settings.shading == "phong", encoding=settings.encoding)
     model.to(device)
     target_rgb = ((target_image + 1.0) / 2.0).clamp(0, 1).permute(1, 2, 0).reshape(-1, 3)
     corner_rgb = _linear_corner_colour(target_image)
     target_state = ImageState(camera_fixed=True, background_rgb=corner_rgb).to(device)
-    timings = {"target_fit": 0.0, "exploration": 0.0, "exploitation": 0.0}
+    timings = {"target_fit": 0.0, "exploration": 0.0, "exploitation": 0.0, "refinement": 0.0}
     history: list[dict] = []
+    skipped = [0, 0]  # steps skipped for a non-finite loss or gradient: in all, in a row
     done = 0
     total = settings.total_steps()
 
@@ -131,9 +153,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
         for _ in range(settings.target_steps):
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings,
                                             rng, shape_grad=False, coarse_sdf=coarse)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: target fit")
         history.append({"stage": stage + 1, "step": "target_fit", **terms})
         timings["target_fit"] += time.perf_counter() - start
@@ -156,7 +176,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
         images_rgb = torch.cat([target_rgb[None], ((projected + 1) / 2).clamp(0, 1)
                                 .permute(0, 2, 3, 1).reshape(len(pseudo_states), -1, 3)])
         optimiser = torch.optim.Adam([
-            {"params": model.sdf.residual.parameters(), "lr": settings.learning_rate},
+            {"params": model.sdf.residual_parameters(), "lr": settings.learning_rate},
             {"params": [model.sdf.log_semi_axes], "lr": 1e-2},
             {"params": model.density.parameters(), "lr": 1e-2},
             {"params": model.material_parameters(), "lr": settings.learning_rate},
@@ -169,27 +189,38 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
                 coarse = _coarse_sdf(model, settings)
             loss, terms = _photometric_step(model, states, images_rgb, resolution, settings, rng,
                                             shape_grad=True, coarse_sdf=coarse)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: exploitation")
         history.append({"stage": stage + 1, "step": "exploitation", **terms})
         timings["exploitation"] += time.perf_counter() - start
 
+    if before_refinement is not None:
+        before_refinement(model, target_state)
+    if settings.refinement_steps > 0:
+        start = time.perf_counter()
+        terms = _refine(model, target_state, target_rgb, resolution, settings, rng,
+                        on_step=lambda: tick("refinement"), skipped=skipped)
+        history.append({"stage": settings.stages, "step": "refinement", **terms})
+        timings["refinement"] = time.perf_counter() - start
+
     return FitResult(model=model, target_state=target_state, pseudo_states=pseudo_states,
-                     projected_images=projected.detach(), timings=timings, history=history)
+                     projected_images=projected.detach(), timings=timings, history=history,
+                     skipped_steps=skipped[0])
 
 
 def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
                       resolution: int, settings: FitSettings, rng: torch.Generator, shape_grad: bool,
-                      coarse_sdf=None):
+                      coarse_sdf=None, trainable: list | None = None):
     """One loss evaluation on a random subset of pixels of every image.
-    images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]."""
+    images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. ``trainable``: the shape
+    parameters that learn (default: all of them); the others keep their
+    ``requires_grad``."""
     device = images_rgb.device
     count = len(states)
     pixel_ids = torch.stack([torch.randperm(resolution * resolution, generator=rng)[:settings.rays_per_image]
                              for _ in range(count)]).to(device)
-    for parameter in model.shape_parameters():
+    shape = model.shape_parameters() if trainable is None else trainable
+    for parameter in shape:
         parameter.requires_grad_(shape_grad)
     out = model.render_pixels(states, pixel_ids, resolution, settings.sampling, create_graph=shape_grad,
                               coarse_sdf=coarse_sdf)
@@ -211,10 +242,41 @@ def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: t
                                                  out["normal"].reshape(-1, 3)[:512])
         loss = loss + settings.eikonal_weight * eik + settings.normal_smoothness_weight * normal_smooth
         terms["eikonal"] = eik.item()
-    for parameter in model.shape_parameters():
+    for parameter in shape:
         parameter.requires_grad_(True)
     terms["loss"] = loss.item()
     return loss, terms
+
+
+def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tensor, resolution: int,
+            settings: FitSettings, rng: torch.Generator, on_step: Callable[[], None],
+            skipped: list[int]) -> dict:
+    """Shading-based refinement (METHOD.md section 3, step 5): materials,
+    light, camera and the coarse shape frozen; only the SDF's detail field
+    learns, on the target alone, under a strong penalty on its size (plus the
+    Eikonal and normal-smoothness terms of every shape step)."""
+    detail = list(model.sdf.detail.parameters())
+    frozen = [p for p in list(model.parameters()) + list(target_state.parameters())
+              if p.requires_grad and all(p is not d for d in detail)]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    model.sdf.detail_enabled = True
+    optimiser = torch.optim.Adam(detail, lr=settings.refinement_learning_rate)
+    terms: dict = {}
+    try:
+        for step in range(settings.refinement_steps):
+            if step % settings.grid_refresh_steps == 0:
+                coarse = _coarse_sdf(model, settings)
+            loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings, rng,
+                                            shape_grad=True, coarse_sdf=coarse, trainable=detail)
+            points = losses.random_points_in_ball(1024, 1.0, target_rgb.device)
+            loss = loss + settings.refinement_detail_weight * model.sdf.detail_offset(points).square().mean()
+            guarded_step(optimiser, loss, skipped)
+            on_step()
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    return terms
 
 
 def _coarse_sdf(model: AssetModel, settings: FitSettings):

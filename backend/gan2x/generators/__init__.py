@@ -21,7 +21,9 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
         "synthetic:objects"; anything else raises ValueError naming the known specs.
     device: where its buffers live (a torch device or its name).
     options (synthetic): resolution (default 64), supersample (default 2),
-        march_steps, bisections.
+        march_steps, bisections, entanglement (default 0: view and light
+        latents leave the identity alone; the benchmark uses
+        ``bench.run.DEFAULT_ENTANGLEMENT``).
     The result is in eval mode and needs no gradients of its own (its
     "weights" are fixed buffers); gradients flow to the inputs.
     """
@@ -33,7 +35,7 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
     from .synthetic import SyntheticGenerator
 
     category = name.split(":", 1)[1] if ":" in name else "faces"
-    allowed = {"resolution", "supersample", "march_steps", "bisections"}
+    allowed = {"resolution", "supersample", "march_steps", "bisections", "entanglement"}
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"unknown options for {spec!r}: {sorted(unknown)}; allowed: {sorted(allowed)}")

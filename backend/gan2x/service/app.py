@@ -17,7 +17,7 @@ from .auth import bearer_token_dependency, load_or_create_token
 from .config import ServiceConfig
 from .datadir import DataDir
 from .errors import RequestBodyLimit, install_error_handlers
-from .scheduler import Scheduler, worker_devices
+from .scheduler import Scheduler, check_device, worker_devices
 from .store import JobStore
 from .uploads import apply_pil_limits
 
@@ -49,6 +49,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     """The service as an ASGI app. Raises ValueError (``config.check()``, token
     file problems) or ``store.StoreError`` when it cannot run."""
     config.check()
+    check_device(config.device)
     token = load_or_create_token(config.token_file) if config.require_token else None
     data_dir = DataDir(config.data_dir)
     data_dir.create()

@@ -62,6 +62,9 @@ def _http_error(request, error: StarletteHTTPException) -> JSONResponse:
         message = str(error.detail)
         if error.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}; see /docs for the API"
+        elif error.status_code == 400 and message == "There was an error parsing the body":
+            message = "the request body could not be read: send JSON, UTF-8 encoded, with Content-Type: " \
+                      "application/json"
         elif error.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
     return JSONResponse(error_body(code, message), status_code=error.status_code,

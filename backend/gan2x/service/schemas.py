@@ -18,6 +18,8 @@ from ..generators import KNOWN_SPECS
 SEED_RANGE = (0, 2 ** 32 - 1)
 TRUNCATION_RANGE = (0.0, 2.0)
 STEPS_SCALE_RANGE = (0.01, 4.0)
+STAGES_RANGE = (1, 6)
+PSEUDO_SAMPLES_RANGE = (1, 32)
 MESH_RESOLUTION_RANGE = (32, 512)
 TEXTURE_SIZE_RANGE = (64, 4096)
 MAX_BATCH_ITEMS = 256
@@ -48,7 +50,7 @@ class _Strict(BaseModel):
 
 class SampleSource(_Strict):
     """A sample of a built-in generator, by seed: the image the fit inverts."""
-    kind: Literal["sample"] = "sample"
+    kind: Literal["sample"]
     generator: GeneratorSpec = Field("synthetic", description="generator spec (see /v1/capabilities)")
     seed: int = Field(0, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="the sample's seed")
     truncation: float = Field(1.0, ge=TRUNCATION_RANGE[0], le=TRUNCATION_RANGE[1],
@@ -71,6 +73,12 @@ class JobSettings(_Strict):
     steps_scale: float = Field(1.0, ge=STEPS_SCALE_RANGE[0], le=STEPS_SCALE_RANGE[1],
                                description="multiplies every step count of the preset (at least one step "
                                            "each); 0.01 makes a smoke test of a few seconds")
+    stages: int | None = Field(None, ge=STAGES_RANGE[0], le=STAGES_RANGE[1],
+                               description="rounds of target fit, exploration and exploitation; "
+                                           "null: the preset's")
+    pseudo_samples: int | None = Field(None, ge=PSEUDO_SAMPLES_RANGE[0], le=PSEUDO_SAMPLES_RANGE[1],
+                                       description="pseudo samples rendered and projected in each exploration; "
+                                                   "null: the preset's")
     mesh_resolution: int = Field(192, ge=MESH_RESOLUTION_RANGE[0], le=MESH_RESOLUTION_RANGE[1],
                                  description="marching-cubes grid cells a side")
     texture_size: int = Field(1024, ge=TEXTURE_SIZE_RANGE[0], le=TEXTURE_SIZE_RANGE[1],
@@ -106,9 +114,9 @@ class Health(BaseModel):
 
 
 class Range(BaseModel):
-    minimum: float
-    maximum: float
-    default: float
+    minimum: int | float
+    maximum: int | float
+    default: int | float | None = Field(description="null: the preset's value")
 
 
 class PresetInfo(BaseModel):

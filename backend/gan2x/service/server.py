@@ -41,12 +41,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def serve(config: ServiceConfig, announce=print) -> int:
+    config.check()  # before the heavy imports: a refusal is immediate
     import uvicorn
 
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config.check()
     data_dir = DataDir(config.data_dir)
     data_dir.create()
     lock = data_dir.lock()

@@ -253,8 +253,9 @@ class JobStore:
         """1 for the next job to run; None unless ``job`` is queued."""
         if job.state != "queued":
             return None
-        return self._connection().execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND seq <= ?",
-                                          (job.seq,)).fetchone()[0]
+        ahead = self._connection().execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND seq <= ?",
+                                           (job.seq,)).fetchone()[0]
+        return max(1, ahead)  # 0: it was claimed since ``job`` was read; it was next
 
     def batch_created_at(self, batch_id: str) -> float | None:
         row = self._connection().execute("SELECT created_at FROM batches WHERE id = ?", (batch_id,)).fetchone()

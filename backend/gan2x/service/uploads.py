@@ -10,7 +10,8 @@ The order of checks, cheapest and safest first:
    content type is not trusted and not looked at;
 3. pixels: width * height from the header against ``max_pixels`` (413)
    before anything is decoded; PIL's own decompression-bomb limit is set to
-   the same number and its warning made an error, as a second fence;
+   the same number as a second fence (PIL refuses past twice it, even to
+   read the header);
 4. integrity: ``verify()``, then a full decode of the now bounded image: a
    corrupt or truncated file is 422.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import io
 import time
-import warnings
 
 from PIL import Image
 
@@ -42,34 +42,29 @@ def inspect_image(content: bytes, limits: UploadLimits) -> tuple[str, int, int]:
     """(format, width, height) of an acceptable image, or ApiError saying why not."""
     if not content:
         raise ApiError(422, "empty_upload", "the upload is empty: send the image file's bytes as the request body")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(content), formats=list(limits.formats))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise _too_many_pixels(None, limits, str(error)) from None
-        except Exception:  # PIL raises many types for what is not an image it knows
-            raise ApiError(415, "unsupported_image",
-                           f"the upload is not a {', '.join(limits.formats)} image (checked from its content, "
-                           "whatever its content type says); convert it to PNG and try again") from None
-        with image:
+    try:
+        with Image.open(io.BytesIO(content), formats=list(limits.formats)) as image:  # the header only
             image_format = image.format
             width, height = image.size
-        if width * height > limits.max_pixels:
-            raise _too_many_pixels((width, height), limits)
-        if min(width, height) < limits.min_side:
-            raise ApiError(422, "image_too_small", f"the image is {width}x{height} pixels; each side must be at "
-                                                   f"least {limits.min_side}")
-        try:
-            with Image.open(io.BytesIO(content), formats=[image_format]) as image:
-                image.verify()
-            with Image.open(io.BytesIO(content), formats=[image_format]) as image:
-                image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _too_many_pixels((width, height), limits) from None
-        except Exception as error:  # PIL raises many types for broken files
-            raise ApiError(422, "corrupt_image", f"the {image_format} image could not be decoded ({error}); "
-                                                 "is the file complete? Re-export it and try again") from None
+    except Image.DecompressionBombError as error:  # past twice PIL's limit: refused from the header
+        raise _too_many_pixels(None, limits, str(error)) from None
+    except Exception:  # PIL raises many types for what is not an image it knows
+        raise ApiError(415, "unsupported_image",
+                       f"the upload is not a {', '.join(limits.formats)} image (checked from its content, "
+                       "whatever its content type says); convert it to PNG and try again") from None
+    if width * height > limits.max_pixels:
+        raise _too_many_pixels((width, height), limits)
+    if min(width, height) < limits.min_side:
+        raise ApiError(422, "image_too_small", f"the image is {width}x{height} pixels; each side must be at "
+                                               f"least {limits.min_side}")
+    try:  # now bounded: check the file's integrity, then decode it whole
+        with Image.open(io.BytesIO(content), formats=[image_format]) as image:
+            image.verify()
+        with Image.open(io.BytesIO(content), formats=[image_format]) as image:
+            image.load()
+    except Exception as error:  # PIL raises many types for broken files
+        raise ApiError(422, "corrupt_image", f"the {image_format} image could not be decoded ({error}); "
+                                             "is the file complete? Re-export it and try again") from None
     return image_format, width, height
 
 

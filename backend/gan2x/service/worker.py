@@ -143,6 +143,9 @@ def _reconstruction_request(job: JobRecord, device: str):
     settings = job.settings
     steps_scale = float(settings.get("steps_scale", 1.0))
     overrides = scaled_step_overrides(settings["preset"], steps_scale) if steps_scale != 1.0 else {}
+    for name in ("stages", "pseudo_samples"):
+        if settings.get(name) is not None:
+            overrides[name] = int(settings[name])
     source = job.source
     return ReconstructionRequest(generator=source.get("generator", "synthetic"), seed=int(source.get("seed", 0)),
                                  truncation=float(source.get("truncation", 1.0)), preset=settings["preset"],
@@ -245,12 +248,17 @@ def run_job(store: JobStore, data_dir: DataDir, job_id: str, attempt: int, devic
 def _watch_parent_through_stdin() -> None:
     """Exit as soon as stdin reaches end of file: the service that holds its
     other end has gone."""
+    descriptor = sys.stdin.fileno()
+
     def watch():
+        # os.read on the descriptor, not sys.stdin: a thread blocked inside
+        # sys.stdin's buffered reader holds its lock and aborts interpreter exit.
         try:
-            while sys.stdin.buffer.read(1024):
+            while os.read(descriptor, 1024):
                 pass
-        finally:
-            os._exit(EXIT_PARENT_GONE)
+        except OSError:
+            pass
+        os._exit(EXIT_PARENT_GONE)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 

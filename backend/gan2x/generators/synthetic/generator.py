@@ -39,6 +39,13 @@ _CATEGORY_SEEDS = {"faces": 20221, "objects": 20222}
 ROLE_LAYERS = {"view": (0, 2), "shape": (2, 4), "material": (4, 6)}
 """Which style layers (ws[:, a:b]) each role of parameters reads."""
 
+ENTANGLED_ROLES = ("shape", "material")
+"""With ``entanglement`` e > 0, these roles' raw (unit-variance, pre-squash)
+parameters get ``e * view_raw @ drift`` added, ``drift`` a fixed random
+matrix with unit-variance columns: whatever moves the view or the light also
+drifts the object's identity, by e standard deviations per standard
+deviation of view change, as in real GANs."""
+
 MAX_RADIUS = 0.9
 """Objects are rescaled so that R(u) <= MAX_RADIUS on 2000 sample directions
 (the true maximum stays below 0.92 m)."""
@@ -82,8 +89,11 @@ class SyntheticGenerator(nn.Module):
 
     def __init__(self, category: str = "faces", resolution: int = 64, supersample: int = 2,
                  z_dim: int = 64, w_dim: int = 64, num_ws: int = 6,
-                 march_steps: int = 16, bisections: int = 6):
+                 march_steps: int = 16, bisections: int = 6, entanglement: float = 0.0):
         super().__init__()
+        if not 0.0 <= float(entanglement) <= 1.0:
+            raise ValueError(f"entanglement must be in [0, 1], got {entanglement}")
+        self.entanglement = float(entanglement)
         if category not in CATEGORIES:
             raise ValueError(f"unknown synthetic category {category!r}; known: {sorted(CATEGORIES)}")
         if num_ws < 6:
@@ -119,6 +129,13 @@ class SyntheticGenerator(nn.Module):
                 bias *= 0.6 / np.linalg.norm(bias, axis=1, keepdims=True)
                 self.register_buffer(f"dir_bias_{spec.name}", as_buffer(bias))
         self.register_buffer("sphere_dirs", as_buffer(fibonacci_sphere(2000)))
+        # identity drift with view and light (see ``entanglement``); its own
+        # random stream, so the samples at entanglement 0 do not change
+        drift_rng = np.random.RandomState(_CATEGORY_SEEDS[category] + 2000)
+        n_view = sum(s.raw_size for s in self.specs if s.role == "view")
+        for role in ENTANGLED_ROLES:
+            n_out = sum(s.raw_size for s in self.specs if s.role == role)
+            self.register_buffer(f"drift_{role}", as_buffer(drift_rng.randn(n_view, n_out) / math.sqrt(n_view)))
 
         # statistics of W (like StyleGAN's w_avg) and of the raw mixed outputs,
         # computed in float64 from the float32 weights: the same bits on any machine
@@ -186,8 +203,12 @@ class SyntheticGenerator(nn.Module):
             raise ValueError(f"ws must be [B, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
         x = (ws - self.w_avg) / self.w_std
         params = {}
+        raws = {role: self._mix(x, role) for role in ROLE_LAYERS}
+        if self.entanglement > 0.0:
+            for role in ENTANGLED_ROLES:
+                raws[role] = raws[role] + self.entanglement * raws["view"] @ getattr(self, f"drift_{role}")
         for role in ROLE_LAYERS:
-            raw = self._mix(x, role)
+            raw = raws[role]
             offset = 0
             for spec in (s for s in self.specs if s.role == role):
                 s = raw[:, offset:offset + spec.raw_size]

@@ -18,7 +18,7 @@ def _batch_or_404(service, batch_id: str) -> tuple[float, list]:
     return created_at, service.store.batch_jobs(batch_id)
 
 
-@router.post("/v1/batches", status_code=201, response_model=schemas.Batch, responses=error_responses(413, 422),
+@router.post("/v1/batches", status_code=201, response_model=schemas.Batch, responses=error_responses(400, 413),
              summary="Submit many sources (seeds or uploads) at once; one job each, queued in order")
 def submit_batch(request: schemas.BatchRequest, service: Service, response: Response) -> schemas.Batch:
     jobs = [new_job(source, request.settings, service) for source in request.sources]

@@ -29,7 +29,7 @@ def new_job(source, settings: schemas.JobSettings, service) -> NewJob:
     return NewJob(kind=source.kind, source=source.model_dump(), settings=settings.model_dump(), upload_id=upload_id)
 
 
-@router.post("/v1/jobs", status_code=201, response_model=schemas.Job, responses=error_responses(413, 422),
+@router.post("/v1/jobs", status_code=201, response_model=schemas.Job, responses=error_responses(400, 413),
              summary="Submit a job: a generator sample by spec and seed, or an uploaded image")
 def submit_job(request: schemas.JobRequest, service: Service, response: Response) -> schemas.Job:
     _, (job,) = service.store.add_jobs([new_job(request.source, request.settings, service)])
@@ -38,7 +38,7 @@ def submit_job(request: schemas.JobRequest, service: Service, response: Response
     return job_view(job, service)
 
 
-@router.get("/v1/jobs", response_model=schemas.JobList, responses=error_responses(422),
+@router.get("/v1/jobs", response_model=schemas.JobList, responses=error_responses(),
             summary="List jobs, newest first")
 def list_jobs(service: Service, state: schemas.JobState | None = None,
               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10 ** 9)) -> schemas.JobList:

@@ -56,7 +56,7 @@ def capabilities(service: Service) -> schemas.Capabilities:
                 "available in this version: such a job fails with code image_inversion_unavailable"),
         },
         settings={name: _range(name, schemas.JobSettings)
-                  for name in ("steps_scale", "mesh_resolution", "texture_size")},
+                  for name in ("steps_scale", "stages", "pseudo_samples", "mesh_resolution", "texture_size")},
         source={name: _range(name, schemas.SampleSource) for name in ("seed", "truncation")},
         max_batch_items=schemas.MAX_BATCH_ITEMS,
         uploads=schemas.UploadLimitsInfo(max_bytes=config.uploads.max_bytes, max_pixels=config.uploads.max_pixels,

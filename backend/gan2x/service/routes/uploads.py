@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from .. import schemas
@@ -31,10 +32,14 @@ def _upload_or_404(service, upload_id: str) -> UploadRecord:
 
 
 @router.post("/v1/uploads", status_code=201, response_model=schemas.Upload, openapi_extra=_BODY,
-             responses=error_responses(413, 415, 422),
+             responses=error_responses(400, 413, 415),
              summary="Upload an image (raw body, bounded in bytes and pixels, sniffed)")
 async def create_upload(request: Request, service: Service) -> schemas.Upload:
-    chunks = [chunk async for chunk in request.stream()]  # RequestBodyLimit bounds the total
+    try:
+        chunks = [chunk async for chunk in request.stream()]  # RequestBodyLimit bounds the total
+    except ClientDisconnect:
+        raise ApiError(400, "upload_incomplete", "the connection closed before the whole image arrived; "
+                                                 "send it again") from None
     content = b"".join(chunks)
     record = await run_in_threadpool(store_upload, content, service.config.uploads, service.data_dir,
                                      service.store)

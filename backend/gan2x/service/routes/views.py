@@ -14,6 +14,7 @@ from ..errors import ApiError
 from ..store import JobRecord
 
 ERROR_DESCRIPTIONS = {
+    400: "the body could not be read (not UTF-8 JSON, or cut short)",
     401: "missing or wrong bearer token",
     404: "no such job, batch or upload",
     409: "not possible in the current state (the message says why)",
@@ -24,9 +25,10 @@ ERROR_DESCRIPTIONS = {
 
 
 def error_responses(*statuses: int) -> dict:
-    """OpenAPI ``responses`` entries for these error statuses, all ``ErrorResponse``."""
+    """OpenAPI ``responses`` entries for these error statuses and 401 and 422
+    (any parameter may be invalid), all ``ErrorResponse``."""
     return {status: {"model": schemas.ErrorResponse, "description": ERROR_DESCRIPTIONS[status]}
-            for status in (401, *statuses)}
+            for status in sorted({401, 422, *statuses})}
 
 
 def service_state(request: Request) -> ServiceState:
