@@ -16,6 +16,16 @@ def _tiny_generator():
     return load_generator("synthetic:faces", resolution=24, supersample=1)
 
 
+def _tiny_sample(seed: int):
+    """The tiny generator, one sample's ws [1, num_ws, w_dim] and its image [3, 24, 24]."""
+    torch.manual_seed(0)
+    generator = _tiny_generator()
+    with torch.no_grad():
+        ws = generator.mapping(generator.z_from_seed(seed))
+        target = generator.synthesis(ws)[0]
+    return generator, ws, target
+
+
 def test_projection_brings_the_generator_closer_to_pseudo_samples():
     torch.manual_seed(0)
     generator = _tiny_generator()
@@ -33,11 +43,7 @@ def test_projection_brings_the_generator_closer_to_pseudo_samples():
 
 
 def test_a_short_fit_explains_the_target_better_than_the_prior():
-    torch.manual_seed(0)
-    generator = _tiny_generator()
-    with torch.no_grad():
-        ws = generator.mapping(generator.z_from_seed(1))
-        target = generator.synthesis(ws)[0]
+    generator, ws, target = _tiny_sample(1)
     settings = replace(PRESETS["draft"], stages=1, target_steps=30, projection_steps=5, exploitation_steps=40,
                        pseudo_samples=2, rays_per_image=128,
                        sampling=SamplingSettings(coarse_samples=32, fine_samples=12, coarse_grid=32))
@@ -60,11 +66,7 @@ def test_a_short_fit_explains_the_target_better_than_the_prior():
 
 
 def test_refinement_changes_only_the_detail_field():
-    torch.manual_seed(0)
-    generator = _tiny_generator()
-    with torch.no_grad():
-        ws = generator.mapping(generator.z_from_seed(2))
-        target = generator.synthesis(ws)[0]
+    generator, ws, target = _tiny_sample(2)
     settings = replace(PRESETS["draft"], stages=1, target_steps=5, projection_steps=2, exploitation_steps=5,
                        pseudo_samples=1, rays_per_image=64, refinement_steps=6,
                        sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
@@ -88,11 +90,7 @@ def test_refinement_changes_only_the_detail_field():
 def test_the_fit_trains_the_sdf_encoding_it_is_given(encoding):
     from gan2x.fit.asset_model import AssetModel
 
-    torch.manual_seed(0)
-    generator = _tiny_generator()
-    with torch.no_grad():
-        ws = generator.mapping(generator.z_from_seed(2))
-        target = generator.synthesis(ws)[0]
+    generator, ws, target = _tiny_sample(2)
     settings = replace(PRESETS["draft"], stages=1, target_steps=2, projection_steps=1, exploitation_steps=3,
                        pseudo_samples=1, rays_per_image=64, encoding=encoding,
                        sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
