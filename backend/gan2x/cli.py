@@ -57,7 +57,7 @@ def _request(args):
 def _print_metrics(metrics: dict):
     if "mad_degrees" in metrics:
         prior = metrics.get("ellipsoid_prior") or {}
-        print(f"  ground truth   SIDE x1e-2   MAD deg")
+        print("  ground truth   SIDE x1e-2   MAD deg")
         print(f"  ellipsoid      {prior.get('side_x100', float('nan')):10.3f} {prior.get('mad_degrees', float('nan')):9.2f}")
         print(f"  fit            {metrics['side_x100']:10.3f} {metrics['mad_degrees']:9.2f}")
     print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB")
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=command_serve)
 
     bench = commands.add_parser("bench", help="ground-truth benchmark on held-out samples of the built-in generator")
-    bench.add_argument("--quick", action="store_true", help=f"3 held-out seeds a category (default: 10)")
+    bench.add_argument("--quick", action="store_true", help="3 held-out seeds a category (default: 10)")
     bench.add_argument("--seeds", default=None, help="comma-separated seeds instead (e.g. 1000,1001)")
     bench.add_argument("--categories", default=None, help="comma-separated: faces,objects (default: both)")
     bench.add_argument("--rows", default=None,

@@ -13,7 +13,7 @@ import torch
 
 from . import __version__, conventions
 from .bench import metrics
-from .bench.evaluate import appearance_metrics, ground_truth_maps, material_metrics, shape_metrics
+from .bench.evaluate import ground_truth_maps, ground_truth_metrics, shape_metrics
 from .export.bundle import CameraSpec, LightSpec
 from .export.pipeline import export_bundle as write_asset_bundle
 from .fit.asset_model import AssetModel
@@ -105,10 +105,8 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
         "rerender_psnr_db": metrics.masked_psnr(rerender["rgb"], target_rgb, torch.ones(resolution, resolution)),
     }
     if ground_truth is not None:
-        fit_metrics.update(shape_metrics(rerender, ground_truth))
-        fit_metrics.update(material_metrics(rerender, ground_truth))
-        fit_metrics.update(appearance_metrics(result.model, result.target_state, generator, target_ws,
-                                              ground_truth, settings.sampling))
+        fit_metrics.update(ground_truth_metrics(rerender, result.model, result.target_state, generator, target_ws,
+                                                ground_truth, settings.sampling))
         fit_metrics["ellipsoid_prior"] = prior_metrics
     timings["evaluation"] = time.perf_counter() - start
 

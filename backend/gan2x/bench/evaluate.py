@@ -66,6 +66,16 @@ def material_metrics(render: dict, truth: dict) -> dict:
     }
 
 
+def ground_truth_metrics(render: dict, model, target_state, generator, ws: torch.Tensor, truth: dict,
+                         sampling: SamplingSettings) -> dict:
+    """Every ground-truth metric of a fit: shape and materials of ``render``
+    (the fit's render at the target camera), relighting and novel views."""
+    values = shape_metrics(render, truth)
+    values.update(material_metrics(render, truth))
+    values.update(appearance_metrics(model, target_state, generator, ws, truth, sampling))
+    return values
+
+
 def appearance_metrics(model, target_state, generator, ws: torch.Tensor, truth: dict,
                        sampling: SamplingSettings) -> dict:
     """Relighting PSNR (dB, mean over ``RELIGHT_DIRECTIONS_CAMERA``, each

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from .. import conventions
+from . import metrics
 from .evaluate import RELIGHT_DIRECTIONS_CAMERA, relit_pair
 
 COLUMNS = ("input", "normals (true)", "normals (fit)", "albedo (true)", "albedo (fit)",
@@ -39,9 +40,7 @@ def sample_panels(model, target_state, generator, ws: torch.Tensor, truth: dict,
 
     albedo_fit = render["albedo"].cpu().numpy()
     albedo_true = truth["albedo"].cpu().numpy()
-    flat = mask[..., 0]
-    scale = ((albedo_fit[flat] * albedo_true[flat]).sum(0)
-             / np.clip((albedo_fit[flat] ** 2).sum(0), 1e-12, None))
+    scale = metrics.albedo_scale(albedo_fit, albedo_true, mask[..., 0])
     relit_fit, relit_true = relit_pair(model, target_state, generator, ws, truth, sampling,
                                        RELIGHT_DIRECTIONS_CAMERA[0])
     return [

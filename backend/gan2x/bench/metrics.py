@@ -54,14 +54,21 @@ def erode(mask, pixels: int = 1) -> np.ndarray:
     return mask
 
 
-def scaled_albedo_error(albedo_predicted, albedo_true, mask) -> float:
-    """Mean absolute error of linear albedo [H, W, 3] over mask [H, W] after
-    the least-squares scale per channel (albedo and light strength are only
-    known up to a product)."""
+def albedo_scale(albedo_predicted, albedo_true, mask) -> np.ndarray:
+    """The least-squares scale per channel [3] taking predicted linear albedo
+    [H, W, 3] to the true one over mask [H, W] (albedo and light strength are
+    only known up to a product)."""
     mask = _np(mask) > 0.5
     predicted, true = _np(albedo_predicted)[mask], _np(albedo_true)[mask]
-    scale = (predicted * true).sum(0) / np.clip((predicted * predicted).sum(0), 1e-12, None)
-    return float(np.abs(predicted * scale - true).mean())
+    return (predicted * true).sum(0) / np.clip((predicted * predicted).sum(0), 1e-12, None)
+
+
+def scaled_albedo_error(albedo_predicted, albedo_true, mask) -> float:
+    """Mean absolute error of linear albedo [H, W, 3] over mask [H, W] after
+    ``albedo_scale``."""
+    scale = albedo_scale(albedo_predicted, albedo_true, mask)
+    inside = _np(mask) > 0.5
+    return float(np.abs(_np(albedo_predicted)[inside] * scale - _np(albedo_true)[inside]).mean())
 
 
 def mean_absolute_error(predicted, true, mask) -> float:

@@ -29,7 +29,7 @@ from ..fit.image_state import ImageState
 from ..fit.schedule import FitSettings, fit_target
 from ..generators import load_generator
 from . import metrics
-from .evaluate import appearance_metrics, ground_truth_maps, material_metrics, shape_metrics
+from .evaluate import ground_truth_maps, ground_truth_metrics
 from .figure import sample_panels
 
 QUICK_SEEDS = (1000, 1001, 1002)
@@ -77,9 +77,7 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
         values = {"seed": seed, "row": name, "seconds": seconds,
                   "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, metrics.erode(truth["mask"]))}
-        values.update(shape_metrics(render, truth))
-        values.update(material_metrics(render, truth))
-        values.update(appearance_metrics(model, state, generator, ws, truth, settings.sampling))
+        values.update(ground_truth_metrics(render, model, state, generator, ws, truth, settings.sampling))
         records.append(values)
 
     start = time.perf_counter()
@@ -88,15 +86,16 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         return records
     shading = "lambertian" if row == "lambertian" else "phong"
     encoding = row.split(":", 1)[1] if ":" in row else settings.encoding
-    hook = None
-    if row == "full" and settings.refinement_steps > 0:
-        def hook(model, state):
-            nonlocal start
-            paused = time.perf_counter()
-            record("no_refinement", model, state, paused - start)
-            start += time.perf_counter() - paused  # evaluation time is not fit time
+
+    def record_before_refinement(model, state):
+        nonlocal start
+        paused = time.perf_counter()
+        record("no_refinement", model, state, paused - start)
+        start += time.perf_counter() - paused  # evaluation time is not fit time
+
+    refines = row == "full" and settings.refinement_steps > 0
     result = fit_target(generator, ws, target, replace(settings, shading=shading, encoding=encoding),
-                        before_refinement=hook)
+                        before_refinement=record_before_refinement if refines else None)
     record(row, result.model, result.target_state, time.perf_counter() - start)
     if figure_rows is not None and row == "full":  # one figure row per sample, from the default encoding
         figure_rows.append((f"{generator.spec} {seed}",
