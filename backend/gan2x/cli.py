@@ -33,7 +33,8 @@ def _progress_bar(total_label: str = "fit"):
 
 def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--generator", default="synthetic",
-                        help="generator spec: synthetic, synthetic:faces, synthetic:objects (default: synthetic)")
+                        help="generator spec: synthetic[:faces|objects], stylegan2:PATH, torchscript:PATH or "
+                             "python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
     parser.add_argument("--seed", type=int, default=2,
                         help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
     parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
@@ -45,13 +46,33 @@ def _add_fit_arguments(parser: argparse.ArgumentParser):
                         help="multiply every step count of the preset (e.g. 0.1 for a smoke test)")
 
 
+def _add_image_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--image", default=None,
+                        help="fit this photo instead of a generator sample: it is cropped to the generator's "
+                             "framing and inverted into its latent space first (docs/generators.md)")
+    parser.add_argument("--crop-x", type=float, default=0.5,
+                        help="photo crop centre, a fraction of the width from the left (default: 0.5)")
+    parser.add_argument("--crop-y", type=float, default=0.5,
+                        help="photo crop centre, a fraction of the height from the top (default: 0.5)")
+    parser.add_argument("--crop-scale", type=float, default=1.0,
+                        help="photo crop side, a fraction of the photo's shorter side (default: 1.0)")
+
+
 def _request(args):
-    from .pipeline import ExportSettings, ReconstructionRequest, scaled_step_overrides
+    from .pipeline import (ExportSettings, ReconstructionRequest, scaled_inversion_overrides,
+                           scaled_step_overrides)
 
     overrides = scaled_step_overrides(args.preset, args.steps_scale) if args.steps_scale != 1.0 else {}
+    extra = {}
+    if getattr(args, "image", None):
+        from .invert import CropSettings
+
+        extra["crop"] = CropSettings(args.crop_x, args.crop_y, args.crop_scale)
+        if args.steps_scale != 1.0:
+            extra["inversion_overrides"] = scaled_inversion_overrides(args.steps_scale)
     return ReconstructionRequest(generator=args.generator, seed=args.seed, truncation=args.truncation,
                                  preset=args.preset, device=args.device, fit_overrides=overrides,
-                                 export=ExportSettings(args.mesh_resolution, args.texture_size))
+                                 export=ExportSettings(args.mesh_resolution, args.texture_size), **extra)
 
 
 def _print_metrics(metrics: dict):
@@ -60,6 +81,9 @@ def _print_metrics(metrics: dict):
         print("  ground truth   SIDE x1e-2   MAD deg")
         print(f"  ellipsoid      {prior.get('side_x100', float('nan')):10.3f} {prior.get('mad_degrees', float('nan')):9.2f}")
         print(f"  fit            {metrics['side_x100']:10.3f} {metrics['mad_degrees']:9.2f}")
+    if "inversion_psnr_db" in metrics:
+        print(f"  inversion PSNR vs photo: {metrics['inversion_psnr_db']:.2f} dB "
+              f"(W only: {metrics['inversion_w_psnr_db']:.2f} dB)")
     print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB")
     if "relight_psnr_db" in metrics:
         print(f"  relit under 4 new lights: {metrics['relight_psnr_db']:.2f} dB, "
@@ -69,9 +93,12 @@ def _print_metrics(metrics: dict):
 
 
 def command_fit(args) -> int:
-    from .pipeline import reconstruct
+    from .pipeline import reconstruct, reconstruct_image
 
-    result = reconstruct(_request(args), Path(args.out), progress=_progress_bar())
+    if args.image:
+        result = reconstruct_image(Path(args.image), _request(args), Path(args.out), progress=_progress_bar())
+    else:
+        result = reconstruct(_request(args), Path(args.out), progress=_progress_bar())
     print(f"bundle: {result.bundle}")
     _print_metrics(result.metrics)
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
@@ -82,6 +109,79 @@ def command_demo(args) -> int:
     from .demo import run_demo
 
     return run_demo(args, _request(args), _progress_bar(), _print_metrics)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """"0,3,5-8" -> [0, 3, 5, 6, 7, 8] (seeds are non-negative, as for StyleGAN)."""
+    seeds = []
+    for part in (p.strip() for p in text.split(",")):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"bad seed {part!r} in {text!r}; write e.g. 0,1,2 or 0-7")
+        seeds.extend(range(int(first), int(last or first) + 1))
+    return seeds
+
+
+def command_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from .generators import load_generator
+
+    options = {}
+    if args.generator.strip().startswith("stylegan2:"):
+        options["noise_mode"] = args.noise
+    elif args.noise != "const":
+        raise ValueError("--noise applies to StyleGAN2 generators only (the others have no noise inputs)")
+    generator = load_generator(args.generator, device=args.device, **options)
+    if args.z:
+        z = np.load(args.z)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != generator.z_dim:
+            raise ValueError(f"{args.z} holds an array of shape {z.shape}; expected [N, {generator.z_dim}]")
+        latents = torch.from_numpy(z.astype(np.float32)).to(args.device)
+    else:
+        latents = torch.cat([generator.z_from_seed(seed) for seed in _parse_seeds(args.seeds)]).to(args.device)
+    images = []
+    with torch.no_grad():
+        for start in range(0, latents.shape[0], args.batch):
+            images.append(generator(latents[start:start + args.batch], truncation_psi=args.truncation).clamp(-1, 1))
+    images = torch.cat(images).cpu()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".npy":
+        np.save(out, images.numpy().astype(np.float32))
+    else:
+        from PIL import Image
+
+        count, _, size, _ = images.shape
+        columns = int(np.ceil(np.sqrt(count)))
+        rows = int(np.ceil(count / columns))
+        grid = np.zeros((rows * size, columns * size, 3), np.uint8)
+        pixels = ((images.permute(0, 2, 3, 1).numpy() + 1) * 127.5 + 0.5).clip(0, 255).astype(np.uint8)
+        for index in range(count):
+            row, column = divmod(index, columns)
+            grid[row * size:(row + 1) * size, column * size:(column + 1) * size] = pixels[index]
+        Image.fromarray(grid).save(out)
+    print(f"{images.shape[0]} images of {generator.spec} ({generator.img_resolution}px) -> {out}")
+    return 0
+
+
+def command_convert_checkpoint(args) -> int:
+    from .generators.stylegan2 import convert_checkpoint, detect_format
+
+    kind = detect_format(args.source)
+    contents = convert_checkpoint(args.source, args.out, include_discriminator=not args.no_discriminator)
+    config = contents.generator_config
+    print(f"read {args.source} ({kind}): StyleGAN2 {config.img_resolution}px, z_dim {config.z_dim}, "
+          f"w_dim {config.w_dim}, {config.mapping_layers} mapping layers, channels "
+          f"{[config.channels[r] for r in sorted(config.channels)]}, discriminator "
+          f"{'yes' if contents.discriminator_config and not args.no_discriminator else 'no'}")
+    for note in contents.notes:
+        print(f"  note: {note}")
+    print(f"wrote {args.out} (load it with --generator stylegan2:{args.out})")
+    return 0
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser):
@@ -190,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"gan2x {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit one generator sample and write its asset bundle")
+    fit = commands.add_parser("fit", help="fit one generator sample (or a photo, --image) and write its asset bundle")
     _add_fit_arguments(fit)
+    _add_image_arguments(fit)
     fit.add_argument("--out", required=True, help="bundle directory to write")
     fit.set_defaults(handler=command_fit)
 
@@ -204,6 +305,29 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--blender", default=None,
                       help="a Blender executable; default: this Python if it has the bpy module, else `blender`")
     demo.set_defaults(handler=command_demo)
+
+    sample = commands.add_parser("sample", help="write a generator's images (a PNG grid, or .npy values in [-1, 1])")
+    sample.add_argument("--generator", required=True, help="generator spec (docs/generators.md)")
+    chosen = sample.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--seeds", default=None, help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-7")
+    chosen.add_argument("--z", default=None, help="a .npy file of latents [N, z_dim]")
+    sample.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
+    sample.add_argument("--noise", choices=("const", "random"), default="const",
+                        help="StyleGAN2 noise inputs: the checkpoint's constant images or fresh random ones "
+                             "(default: const)")
+    sample.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    sample.add_argument("--batch", type=int, default=8, help="images per forward pass (default: 8)")
+    sample.add_argument("--out", required=True,
+                        help="FILE.png: a grid of the images; FILE.npy: float32 [N, 3, R, R] in [-1, 1]")
+    sample.set_defaults(handler=command_sample)
+
+    convert = commands.add_parser("convert-checkpoint",
+                                  help="convert a StyleGAN2 checkpoint (NVIDIA pickle, rosinality .pt) to "
+                                       "gan2x's safetensors format")
+    convert.add_argument("source", help="the checkpoint (format detected from its content)")
+    convert.add_argument("out", help="the .safetensors file to write")
+    convert.add_argument("--no-discriminator", action="store_true", help="leave the discriminator out")
+    convert.set_defaults(handler=command_convert_checkpoint)
 
     serve = commands.add_parser("serve", help="run fitting jobs over HTTP (docs/service.md)")
     _add_serve_arguments(serve)

@@ -1,6 +1,8 @@
 """One reconstruction, end to end: generator sample -> fit -> metrics -> bundle.
 
-This is what ``gan2x fit`` runs (and, later, the service's worker)."""
+This is what ``gan2x fit`` runs (and the service's worker). ``reconstruct``
+fits a generator sample; ``reconstruct_image`` a photo: crop, invert into
+the generator's latent space (``gan2x.invert``), then the same fit."""
 from __future__ import annotations
 
 import time
@@ -20,6 +22,7 @@ from .fit.asset_model import AssetModel
 from .fit.image_state import ImageState
 from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, SnapshotCallback, fit_target
 from .generators import load_generator
+from .invert import CropSettings, InversionSettings, crop_for_generator, invert_image, load_photo
 
 
 @dataclass
@@ -38,6 +41,10 @@ class ReconstructionRequest:
     device: str = "cpu"
     fit_overrides: dict = field(default_factory=dict)
     export: ExportSettings = field(default_factory=ExportSettings)
+    crop: CropSettings = field(default_factory=CropSettings)
+    """Photos only: how the photo is cut to the generator's framing."""
+    inversion_overrides: dict = field(default_factory=dict)
+    """Photos only: overrides of ``InversionSettings``."""
 
 
 @dataclass
@@ -85,10 +92,66 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
         target_ws = generator.mapping(z, truncation_psi=request.truncation)
         target_image = generator.synthesis(target_ws)[0]
     timings["generator"] = time.perf_counter() - started
+    return _fit_and_export(generator, target_ws, target_image, request, settings, out_dir, progress, snapshot,
+                           timings, started, source={"kind": "sample", "seed": request.seed})
 
+
+def scaled_inversion_overrides(steps_scale: float) -> dict:
+    """Overrides that multiply the inversion's step counts by ``steps_scale`` (at least one each)."""
+    base = InversionSettings()
+    return {name: max(1, round(getattr(base, name) * steps_scale)) for name in ("w_steps", "wplus_steps")}
+
+
+def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
+                      progress: ProgressCallback | None = None,
+                      log: Callable[[str], None] | None = print,
+                      snapshot: SnapshotCallback | None = None) -> Reconstruction:
+    """Fit a photo: crop it to the generator's framing (``request.crop``),
+    invert it into the generator's latent space (W, then W+), then fit the
+    asset to the photo's crop with the inverted latent as the target's ``w``,
+    and write the bundle to ``out_dir``. ``request.seed`` and
+    ``request.truncation`` play no part. Metrics add ``inversion_psnr_db``
+    (and ``inversion_w_psnr_db``, after the W stage). The inversion reports
+    its steps through ``progress`` first (stages "inversion (W)" and
+    "inversion (W+)"), then the fit's follow; ``total`` counts both."""
+    device = torch.device(request.device)
+    settings = resolve_settings(request.preset, request.fit_overrides)
+    inversion_settings = replace(InversionSettings(), **(request.inversion_overrides or {}))
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    photo = load_photo(image_path)
+    generator = load_generator(request.generator, device=device)
+    target_image = crop_for_generator(photo, generator.img_resolution, request.crop).to(device)
+    timings["generator"] = time.perf_counter() - started
+    # one count over the inversion and the fit, so a progress bar runs once from 0 to the end
+    inversion_steps, fit_steps = inversion_settings.total_steps(), settings.total_steps()
+    inversion_progress = fit_progress = None
+    if progress is not None:
+        inversion_progress = lambda stage, done, total: progress(stage, done, inversion_steps + fit_steps)  # noqa: E731
+        fit_progress = lambda stage, done, total: progress(stage, inversion_steps + done,  # noqa: E731
+                                                           inversion_steps + total)
+    inversion = invert_image(generator, target_image, inversion_settings, progress=inversion_progress, log=log)
+    timings.update(inversion.timings)
+    source = {"kind": "image", "file": Path(image_path).name, "photo_size": [photo.shape[1], photo.shape[0]],
+              "crop": request.crop.to_dict(),
+              "inversion": {"settings": inversion_settings.to_dict(), "psnr_db": inversion.psnr_db,
+                            "w_psnr_db": inversion.w_psnr_db, "used_discriminator": inversion.used_discriminator,
+                            "optimised_noise": inversion.optimised_noise}}
+    extra_metrics = {"inversion_psnr_db": inversion.psnr_db, "inversion_w_psnr_db": inversion.w_psnr_db}
+    return _fit_and_export(generator, inversion.ws, target_image, request, settings, out_dir, fit_progress, snapshot,
+                           timings, started, source=source, extra_metrics=extra_metrics)
+
+
+def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tensor, request: ReconstructionRequest,
+                    settings: FitSettings, out_dir: Path, progress, snapshot, timings: dict, started: float,
+                    source: dict, extra_metrics: dict | None = None) -> Reconstruction:
+    """The fit of ``target_image`` [3, R, R] (in [-1, 1]) with latent
+    ``target_ws`` [1, num_ws, w_dim], its metrics (ground-truth ones only for
+    generators that have ground truth) and its bundle."""
+    device = target_image.device
     # The ellipsoid prior, before any fitting, for comparison.
     resolution = target_image.shape[-1]
-    ground_truth = ground_truth_maps(generator, target_ws)
+    ground_truth = ground_truth_maps(generator, target_ws) if source["kind"] == "sample" else None
     prior_metrics = None
     if ground_truth is not None:
         prior_render = AssetModel().to(device).render_image(ImageState(camera_fixed=True).to(device),
@@ -104,6 +167,7 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
     fit_metrics = {
         "rerender_psnr_db": metrics.masked_psnr(rerender["rgb"], target_rgb, torch.ones(resolution, resolution)),
     }
+    fit_metrics.update(extra_metrics or {})
     if ground_truth is not None:
         fit_metrics.update(ground_truth_metrics(rerender, result.model, result.target_state, generator, target_ws,
                                                 ground_truth, settings.sampling))
@@ -112,7 +176,7 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
 
     start = time.perf_counter()
     bundle = export_bundle(result, target_rgb, rerender, request, settings, out_dir,
-                           fit_metrics, timings, target_ws)
+                           fit_metrics, timings, target_ws, source=source)
     timings["export"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - started
     return Reconstruction(bundle=bundle, metrics=fit_metrics, timings=timings, fit=result)
@@ -120,8 +184,9 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
 
 def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, request: ReconstructionRequest,
                   settings: FitSettings, out_dir: Path, fit_metrics: dict, timings: dict,
-                  target_ws: torch.Tensor) -> Path:
-    """Mesh, UVs, baked textures, camera and light of the target -> bundle at ``out_dir``."""
+                  target_ws: torch.Tensor, source: dict | None = None) -> Path:
+    """Mesh, UVs, baked textures, camera and light of the target -> bundle at ``out_dir``.
+    ``source``: what was fitted (a sample by seed, or a photo: file, crop, inversion)."""
     model = result.model
     device = next(model.parameters()).device
 
@@ -143,8 +208,8 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
                       diffuse_strength=float(state.diffuse().detach()), ambient_strength=float(state.ambient().detach()))
     provenance = {
         "generator": request.generator,
-        "seed": request.seed,
-        "truncation": request.truncation,
+        "seed": request.seed if (source or {}).get("kind", "sample") == "sample" else None,
+        "truncation": request.truncation if (source or {}).get("kind", "sample") == "sample" else None,
         "preset": request.preset,
         "settings": settings.to_dict(),
         "export": {"mesh_resolution": request.export.mesh_resolution,
@@ -153,6 +218,8 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "gan2x_version": __version__,
     }
+    if source is not None and source.get("kind") != "sample":
+        provenance["source"] = _json_safe(source)
     return write_asset_bundle(Path(out_dir), sdf=sdf, materials=materials, camera=camera, light=light,
                               target_image=target_rgb.cpu().numpy(),
                               rerender_image=rerender["rgb"].cpu().numpy(),

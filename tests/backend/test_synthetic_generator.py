@@ -62,11 +62,13 @@ def test_specs_and_protocol():
     assert G.spec == "synthetic:faces" and G.img_channels == 3 and G.img_resolution == 16
     assert load_generator("synthetic:objects", resolution=16).spec == "synthetic:objects"
     assert G.w_avg.shape == (G.w_dim,) and G.num_ws >= 6
-    for bad in ("stylegan2:ffhq", "synthetic:cars", "", "faces"):
+    for bad in ("stylegan3:ffhq", "synthetic:cars", "", "faces"):
         with pytest.raises(ValueError) as info:
             load_generator(bad)
         for known in KNOWN_SPECS:
             assert known in str(info.value)
+    with pytest.raises(FileNotFoundError):  # a checkpoint spec is a form of its own (test_stylegan2.py)
+        load_generator("stylegan2:no-such-ffhq.pkl")
     with pytest.raises(ValueError):
         load_generator("synthetic", colour="red")
 

@@ -65,7 +65,7 @@ def test_capabilities_report_version_device_generators_presets_and_ranges(servic
     assert body["settings"]["steps_scale"] == {"minimum": 0.01, "maximum": 4.0, "default": 1.0}
     assert body["settings"]["mesh_resolution"]["minimum"] == 32
     assert body["job_kinds"]["sample"]["available"] is True
-    assert body["job_kinds"]["image"]["available"] is False
+    assert body["job_kinds"]["image"]["available"] is True
 
 
 def test_settings_out_of_range_and_unknown_fields_are_refused_naming_the_field(service):
@@ -238,9 +238,10 @@ def test_a_batch_tracks_each_item_and_cancels_what_is_left(service):
     assert client.delete(f"/v1/batches/{batch['id']}").status_code == 204
 
 
-def test_an_image_job_fails_cleanly_saying_image_inversion_is_not_available(service):
+def test_an_image_job_inverts_and_fits_the_upload_and_a_bad_crop_fails_clearly(service):
     client = service.client()
-    pixels = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    assert client.get("/v1/capabilities").json()["job_kinds"]["image"]["available"] is True
+    pixels = (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     upload = client.post("/v1/uploads", content=buffer.getvalue()).json()
@@ -250,8 +251,13 @@ def test_an_image_job_fails_cleanly_saying_image_inversion_is_not_available(serv
     in_use = client.delete(f"/v1/uploads/{upload['id']}")
     if client.get(f"/v1/jobs/{job['id']}").json()["state"] in ("queued", "running"):
         _assert_error(in_use, 409, "upload_in_use")
+    job = wait_for_job(client, job["id"], finished, timeout=120)
+    assert job["state"] == "succeeded", job
+    assert "inversion_psnr_db" in job["result"]["metrics"]
+    # a crop that needs more pixels than the image has (0.5 * 64 = 32 < 64 px of the generator)
+    job = client.post("/v1/jobs", json={"source": {"kind": "image", "upload_id": upload["id"], "crop_scale": 0.5},
+                                        "settings": TINY}).json()
     job = wait_for_job(client, job["id"], finished, timeout=60)
-    assert job["state"] == "failed" and job["result"] is None
-    assert job["error"]["code"] == "image_inversion_unavailable"
-    assert "not available" in job["error"]["message"] and '"kind": "sample"' in job["error"]["message"]
+    assert job["state"] == "failed" and job["error"]["code"] == "invalid_crop"
+    assert "needs at least 64 px a side" in job["error"]["message"]
     assert client.delete(f"/v1/uploads/{upload['id']}").status_code == 204

@@ -58,11 +58,17 @@ class SampleSource(_Strict):
 
 
 class ImageSource(_Strict):
-    """An uploaded image (``POST /v1/uploads``). Image inversion is not available
-    in this version: such a job is accepted and fails with code
-    ``image_inversion_unavailable`` (docs/service.md)."""
+    """An uploaded image (``POST /v1/uploads``): cropped to the generator's
+    framing, inverted into its latent space, then fitted
+    (``gan2x.pipeline.reconstruct_image``, docs/generators.md)."""
     kind: Literal["image"]
     upload_id: str = Field(pattern=ID_PATTERN, description="the id returned by POST /v1/uploads")
+    generator: GeneratorSpec = Field("synthetic", description="generator spec (see /v1/capabilities)")
+    crop_x: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the width from the left")
+    crop_y: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the height from the top")
+    crop_scale: float = Field(1.0, gt=0.0, le=1.0,
+                              description="crop side, a fraction of the image's shorter side; the crop must "
+                                          "hold at least the generator's resolution in pixels")
 
 
 JobSource = Annotated[Union[SampleSource, ImageSource], Field(discriminator="kind")]

@@ -18,13 +18,15 @@ closes, which happens when the service that started it dies, even by
 SIGKILL; so no fit outlives its service.
 
 Job kinds: ``JOB_RUNNERS`` maps a job's kind to the function that runs it.
-``image`` (fitting an uploaded photo) calls ``gan2x.pipeline.reconstruct_image``
-when that exists, with the signature
+``image`` (fitting an uploaded photo) calls ``gan2x.pipeline.reconstruct_image``:
 
     reconstruct_image(image_path: Path, request: ReconstructionRequest, out_dir: Path,
                       progress=ProgressCallback, log=callable, snapshot=SnapshotCallback) -> Reconstruction
 
-and until then fails with code ``image_inversion_unavailable``.
+with the source's crop (``crop_x``, ``crop_y``, ``crop_scale``) and the
+inversion's steps scaled by ``steps_scale`` like the fit's. A crop the image
+cannot give fails with code ``invalid_crop``; a pipeline without
+``reconstruct_image`` would fail with ``image_inversion_unavailable``.
 
 Exit status: 0 when the job's final state was written (succeeded or failed),
 3 when the parent died, anything else is a crash the scheduler reports.
@@ -147,11 +149,20 @@ def _reconstruction_request(job: JobRecord, device: str):
         if settings.get(name) is not None:
             overrides[name] = int(settings[name])
     source = job.source
+    extra = {}
+    if source.get("kind") == "image":
+        from ..invert import CropSettings
+        from ..pipeline import scaled_inversion_overrides
+
+        extra["crop"] = CropSettings(float(source.get("crop_x", 0.5)), float(source.get("crop_y", 0.5)),
+                                     float(source.get("crop_scale", 1.0)))
+        if steps_scale != 1.0:
+            extra["inversion_overrides"] = scaled_inversion_overrides(steps_scale)
     return ReconstructionRequest(generator=source.get("generator", "synthetic"), seed=int(source.get("seed", 0)),
                                  truncation=float(source.get("truncation", 1.0)), preset=settings["preset"],
                                  device=device, fit_overrides=overrides,
                                  export=ExportSettings(int(settings["mesh_resolution"]),
-                                                       int(settings["texture_size"])))
+                                                       int(settings["texture_size"])), **extra)
 
 
 def run_sample_job(context: JobContext):
@@ -175,10 +186,15 @@ def run_image_job(context: JobContext):
                          f"fitting an uploaded image (image inversion) is not available in gan2x {__version__}: "
                          "this version reconstructs generator samples only. Submit a job whose source is "
                          "{\"kind\": \"sample\", \"generator\": ..., \"seed\": ...} instead")
+    from ..invert import PhotoError
+
     request = _reconstruction_request(context.job, context.device)
-    return reconstruct_image(context.data_dir.uploads / upload.file_name, request,
-                             context.data_dir.bundle_dir(context.job.id), progress=context.progress,
-                             log=context.log, snapshot=context.snapshot)
+    try:
+        return reconstruct_image(context.data_dir.uploads / upload.file_name, request,
+                                 context.data_dir.bundle_dir(context.job.id), progress=context.progress,
+                                 log=context.log, snapshot=context.snapshot)
+    except PhotoError as error:
+        raise JobFailure("invalid_crop", str(error)) from error
 
 
 JOB_RUNNERS = {"sample": run_sample_job, "image": run_image_job}

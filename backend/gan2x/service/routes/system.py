@@ -51,7 +51,8 @@ def capabilities(service: Service) -> schemas.Capabilities:
             "sample": schemas.JobKindInfo(available=True, note="a generator sample by spec and seed"),
             "image": schemas.JobKindInfo(
                 available=image_available,
-                note="an uploaded image" if image_available else
+                note="an uploaded image: cropped (crop_x, crop_y, crop_scale), inverted into the generator's "
+                     "latent space, then fitted" if image_available else
                 "uploads are accepted and checked, but fitting an uploaded image (image inversion) is not "
                 "available in this version: such a job fails with code image_inversion_unavailable"),
         },
