@@ -13,6 +13,11 @@ the .blend, renders at the bundle camera with Cycles on the CPU and writes
 ``relit.png`` / ``relit_linear.npy`` follow. Prints one JSON line.
 
 Other code calls ``run(argv) -> dict`` in-process.
+
+Batch conversion through the backend, with the options of
+``blender -b --command gan2x convert`` (``convert.py``):
+
+    blender -b -P addon/headless.py -- convert --generator synthetic:faces --seeds 1-4 --out DIR
 """
 from __future__ import annotations
 
@@ -154,6 +159,8 @@ def _render(render_module, scene, out_dir: Path, stem: str) -> dict:
 def main() -> int:
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
     package = _addon_package()
+    if argv and argv[0] == "convert":  # the same as ``blender -b --command gan2x convert ...``
+        return importlib.import_module(package.__name__ + ".convert").cli_command(argv)
     reader_module = importlib.import_module(package.__name__ + ".bundle.reader")
     try:
         summary = run(argv)

@@ -42,6 +42,14 @@ class ImportOptions:
     replace_previous: bool = False
     """Remove earlier GAN2X imports in this scene once this one succeeded."""
 
+    @classmethod
+    def from_settings(cls, settings) -> "ImportOptions":
+        """From anything with the same attribute names: the import operator,
+        the scene's sidebar settings, a job of the session."""
+        return cls(import_lights=settings.import_lights, import_camera=settings.import_camera,
+                   import_world=settings.import_world, world_mode=settings.world_mode,
+                   replace_previous=settings.replace_previous)
+
 
 @dataclass
 class ImportResult:
@@ -105,6 +113,19 @@ def _build(scene, bundle: Bundle, options: ImportOptions, rollback: Rollback) ->
     if settings is not None:
         rollback.set(settings, "last_import", collection)
     return result
+
+
+def select_imported(view_layer, result: ImportResult) -> None:
+    """Makes the imported mesh the only selected object and the active one."""
+    if view_layer is None:
+        return
+    view_layer.update()  # syncs the new collection's objects into the view layer
+    if result.mesh_object.name not in view_layer.objects:
+        return
+    for selected in [obj for obj in view_layer.objects if obj.select_get(view_layer=view_layer)]:
+        selected.select_set(False, view_layer=view_layer)
+    result.mesh_object.select_set(True, view_layer=view_layer)
+    view_layer.objects.active = result.mesh_object
 
 
 def find_imports(scene) -> list:

@@ -166,6 +166,25 @@ def _read_zip(zip_path: Path) -> Bundle:
     return bundle
 
 
+def unpack_bundle_zip(zip_path, directory) -> Path:
+    """Unpacks a bundle zip (files at its top or in one folder) so that the
+    new folder ``directory`` holds the bundle's files, with the same checks as
+    ``read_bundle``; a temporary sibling is renamed into place, so a failure
+    leaves no half folder. Returns ``directory``. Does not validate the
+    manifest: ``read_bundle`` does that when the bundle is imported."""
+    zip_path, directory = Path(zip_path), Path(directory)
+    if directory.exists():
+        raise BundleError("{}: already exists; not unpacking {} over it".format(directory, zip_path))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".tmp-", dir=directory.parent)).resolve()
+    try:
+        manifest_path = _extract_zip(zip_path, staging)
+        os.replace(manifest_path.parent, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
 def _extract_zip(zip_path: Path, extract_dir: Path) -> Path:
     """Unpacks ``zip_path`` into ``extract_dir``, refusing members that would
     land outside it; returns the manifest's path."""

@@ -4,7 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from ..blender.scene import ImportOptions, import_bundle
+from ..blender.scene import ImportOptions, import_bundle, select_imported
 from ..bundle.reader import BundleError, read_bundle
 
 
@@ -58,27 +58,13 @@ class GAN2X_OT_import_bundle(bpy.types.Operator, ImportHelper):
         layout.prop(self, "replace_previous")
 
     def execute(self, context):
-        options = ImportOptions(
-            import_lights=self.import_lights,
-            import_camera=self.import_camera,
-            import_world=self.import_world,
-            world_mode=self.world_mode,
-            replace_previous=self.replace_previous,
-        )
         try:
             with read_bundle(self.filepath) as bundle:
-                result = import_bundle(context, bundle, options)
+                result = import_bundle(context, bundle, ImportOptions.from_settings(self))
         except BundleError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
-        view_layer = context.view_layer
-        if view_layer is not None:
-            view_layer.update()  # syncs the new collection's objects into the view layer
-        if view_layer is not None and result.mesh_object.name in view_layer.objects:
-            for selected in list(context.selected_objects):
-                selected.select_set(False)
-            result.mesh_object.select_set(True)
-            view_layer.objects.active = result.mesh_object
+        select_imported(context.view_layer, result)
         self.report({'INFO'}, "Imported {} ({} vertices, {} faces)".format(
             result.collection.name, len(result.mesh_object.data.vertices),
             len(result.mesh_object.data.polygons)))

@@ -27,7 +27,8 @@ def test_build_produces_a_zip_the_validator_accepts(extension_zip):
     with zipfile.ZipFile(extension_zip) as archive:
         names = set(archive.namelist())
     assert {"blender_manifest.toml", "__init__.py", "bundle/reader.py", "blender/scene.py",
-            "operators/import_bundle.py", "panels/sidebar.py", "headless.py"} <= names
+            "operators/import_bundle.py", "operators/reconstruct.py", "panels/sidebar.py", "session.py",
+            "client/service.py", "client/jobs.py", "convert.py", "headless.py"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     tool = build.find_extension_tool()
     completed = subprocess.run([sys.executable, str(tool), "validate", str(extension_zip)],
@@ -61,20 +62,21 @@ INSTALL_SCRIPT = textwrap.dedent("""
     import addon_utils
     zip_path = sys.argv[1]
     module = "bl_ext.user_default.gan2x"
-    names = ("GAN2X_OT_import_bundle", "GAN2X_FH_bundle", "VIEW3D_PT_gan2x")
+    names = ("GAN2X_OT_import_bundle", "GAN2X_FH_bundle", "VIEW3D_PT_gan2x", "GAN2X_OT_reconstruct",
+             "GAN2X_UL_jobs", "VIEW3D_PT_gan2x_jobs")
     result = bpy.ops.extensions.package_install_files(
         filepath=zip_path, repo="user_default", enable_on_install=True)
     assert result == {"FINISHED"}, result
     assert module in bpy.context.preferences.addons, list(bpy.context.preferences.addons.keys())
     assert all(hasattr(bpy.types, name) for name in names)
-    assert hasattr(bpy.types.Scene, "gan2x")
+    assert hasattr(bpy.types.Scene, "gan2x") and hasattr(bpy.types.WindowManager, "gan2x")
     assert bpy.context.preferences.addons[module].preferences.backend_url.startswith("http")
     assert bpy.ops.gan2x.import_bundle.poll()
     addon_utils.disable(module, default_set=True)
     assert module not in bpy.context.preferences.addons
     left = [name for name in names if hasattr(bpy.types, name)]
     assert not left, left
-    assert not hasattr(bpy.types.Scene, "gan2x")
+    assert not hasattr(bpy.types.Scene, "gan2x") and not hasattr(bpy.types.WindowManager, "gan2x")
     print("INSTALL-OK")
 """)
 

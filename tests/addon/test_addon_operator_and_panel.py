@@ -7,48 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from sample_bundles import zip_bundle
-
-
-class RecordingLayout:
-    """Stands in for bpy.types.UILayout (which Python cannot create in the
-    background) and checks what a draw function asks of it: operators must
-    exist and properties must be real RNA properties."""
-
-    def __init__(self, log=None):
-        self.log = log if log is not None else []
-        self.use_property_split = False
-        self.use_property_decorate = True
-        self.enabled = True
-
-    def _child(self, *args, **kwargs):
-        return RecordingLayout(self.log)
-
-    column = row = box = split = _child
-
-    def label(self, *, text="", icon="NONE"):
-        self.log.append(("label", text))
-
-    def separator(self, **kwargs):
-        pass
-
-    def operator(self, idname, *, text="", icon="NONE", **kwargs):
-        import bpy
-
-        category, name = idname.split(".")
-        assert hasattr(getattr(bpy.ops, category), name), idname
-        assert getattr(getattr(bpy.ops, category), name).get_rna_type() is not None
-        self.log.append(("operator", idname, text))
-        return SimpleNamespace()
-
-    def prop(self, data, attribute, **kwargs):
-        assert attribute in data.bl_rna.properties, attribute
-        self.log.append(("prop", attribute))
-
-
-def _draw(panel_class, context):
-    layout = RecordingLayout()
-    panel_class.draw(SimpleNamespace(layout=layout), context)
-    return layout.log
+from ui_recording import RecordingLayout, draw, labels
 
 
 def test_register_adds_and_unregister_removes_every_class(clean_blender):
@@ -111,17 +70,17 @@ def test_operator_imports_a_zip_and_selects_the_mesh(registered_addon, sample_bu
 def test_panel_draws_the_last_imports_provenance(registered_addon, sample_bundle):
     import bpy
 
-    before = _draw(bpy.types.VIEW3D_PT_gan2x, bpy.context)
-    assert ("operator", "gan2x.import_bundle", "Import Asset") in before
-    assert ("label", "No asset imported yet") in before
+    main = draw(bpy.types.VIEW3D_PT_gan2x, bpy.context)
+    assert ("operator", "gan2x.import_bundle", "Import Asset") in main
+    assert ("operator", "gan2x.reconstruct", "Reconstruct") in main
+    assert ("label", "No asset imported yet") in draw(bpy.types.VIEW3D_PT_gan2x_asset, bpy.context)
 
     bpy.ops.gan2x.import_bundle(filepath=str(sample_bundle / "manifest.json"))
-    after = _draw(bpy.types.VIEW3D_PT_gan2x, bpy.context)
-    labels = [entry[1] for entry in after if entry[0] == "label"]
-    assert "sample" in labels
-    assert "Generator: synthetic:sphere" in labels
-    assert "Seed: 7" in labels
-    assert "psnr: 31.25" in labels and "mask_iou: 0.975" in labels
+    after = labels(draw(bpy.types.VIEW3D_PT_gan2x_asset, bpy.context))
+    assert "sample" in after
+    assert "Generator: synthetic:sphere" in after
+    assert "Seed: 7" in after
+    assert "psnr: 31.25" in after and "mask_iou: 0.975" in after
 
 
 def test_operator_draw_uses_real_properties(registered_addon):
