@@ -209,11 +209,16 @@ def _add_serve_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--preview-interval", type=float, default=5.0,
                         help="seconds between preview renders of a running fit (default: 5)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--generator", action="append", default=[], metavar="[NAME=]SPEC",
+                        help="allow clients this generator besides the built-in ones (repeatable): a spec such as "
+                             "stylegan2:PATH, optionally named (ffhq=stylegan2:PATH) so clients send the name; "
+                             "each is loaded once at start (docs/service.md)")
 
 
 def command_serve(args) -> int:
     from .service.config import MIB, ServiceConfig, UploadLimits, default_data_dir, default_token_file
     from .service.datadir import DataDirBusy
+    from .service.generators import parse_generator_option
     from .service.server import ServeError, serve
     from .service.store import StoreError
 
@@ -224,7 +229,8 @@ def command_serve(args) -> int:
         require_token=not args.no_token, workers=args.workers, device=args.device,
         worker_threads=args.worker_threads, worker_nice=args.worker_nice,
         uploads=UploadLimits(max_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_image_pixels),
-        preview_interval_s=args.preview_interval, access_log=args.access_log)
+        preview_interval_s=args.preview_interval, access_log=args.access_log,
+        generators=tuple(parse_generator_option(text) for text in args.generator))
     try:
         return serve(config)
     except (DataDirBusy, ServeError, StoreError, OSError) as error:  # OSError: e.g. an unwritable data dir
@@ -236,11 +242,18 @@ def command_bench(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .bench.run import CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench
+    from .bench.run import (CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench,
+                            run_generator_bench)
     from .pipeline import resolve_settings
 
     seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
              else list(QUICK_SEEDS if args.quick else FULL_SEEDS))
+    if args.generator is not None:
+        if args.generator.strip().partition(":")[0] == "synthetic":
+            raise ValueError("the built-in generator is benchmarked against its ground truth: drop --generator "
+                             "and choose it with --categories faces,objects")
+        if args.categories:
+            raise ValueError("--categories belongs to the built-in generator; drop it with --generator")
     categories = args.categories.split(",") if args.categories else list(CATEGORIES)
     rows = args.rows.split(",") if args.rows else list(ROWS)
     unknown = sorted(set(rows) - set(KNOWN_ROWS)) + sorted(set(categories) - set(CATEGORIES))
@@ -252,22 +265,35 @@ def command_bench(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     per_seed = len(rows) + (1 if "full" in rows and settings.refinement_steps > 0 else 0)
-    bar = tqdm(total=len(categories) * len(seeds) * per_seed, unit="row", file=sys.stderr, dynamic_ncols=True)
+    labels = 1 if args.generator is not None else len(categories)
+    bar = tqdm(total=labels * len(seeds) * per_seed, unit="row", file=sys.stderr, dynamic_ncols=True)
 
     def on_record(category: str, record: dict):
         bar.set_description(f"{category} seed {record['seed']} {record['row']}", refresh=False)
         bar.update(1)
 
     started = time.perf_counter()
-    results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record,
-                        entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0)
+    if args.generator is not None:
+        results = run_generator_bench(args.generator, seeds, rows, settings, torch.device(args.device),
+                                      on_record=on_record)
+    else:
+        results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record,
+                            entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0)
     figure_rows = results.pop("figure_rows")
     bar.close()
-    results["settings"] = {"preset": args.preset, "entanglement": args.entanglement, "seeds": seeds,
-                           "categories": categories, "rows": rows,
-                           "device": args.device, "seconds": time.perf_counter() - started,
-                           "fit": settings.to_dict()}
-    table = markdown_table(results["summary"], seeds)
+    if args.generator is not None:
+        results["settings"] = {"preset": args.preset, "generator": args.generator, "seeds": seeds, "rows": rows,
+                               "device": args.device, "seconds": time.perf_counter() - started,
+                               "fit": settings.to_dict()}
+        table = markdown_table(results["summary"], seeds, first_column="generator",
+                               note="n/a: needs ground truth; without it, target dB is over the whole image "
+                                    "(docs/benchmark.md, \"Other generators\").")
+    else:
+        results["settings"] = {"preset": args.preset, "entanglement": args.entanglement, "seeds": seeds,
+                               "categories": categories, "rows": rows,
+                               "device": args.device, "seconds": time.perf_counter() - started,
+                               "fit": settings.to_dict()}
+        table = markdown_table(results["summary"], seeds)
     print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -340,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--rows", default=None,
                        help="comma-separated: ellipsoid,lambertian,full (default), and full:triplane, "
                             "full:hashgrid to compare field encodings")
+    bench.add_argument("--generator", default=None,
+                       help="bench another generator instead (stylegan2:PATH, torchscript:PATH, "
+                            "python:MODULE:CALLABLE): no ground truth, so target PSNR and time only")
     bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
     bench.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     bench.add_argument("--entanglement", type=float, default=0.15,

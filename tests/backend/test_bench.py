@@ -53,3 +53,52 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert "mad_degrees" in results["summary"]["faces"]["ellipsoid"]
     assert "| faces | ellipsoid |" in capsys.readouterr().out
     assert main(["bench", "--rows", "nonsense"]) == 2
+
+
+GROUND_TRUTH_KEYS = ("side_x100", "mad_degrees", "albedo_error", "specular_error", "shininess_log_error",
+                     "relight_psnr_db", "novel_view_psnr_db")
+
+
+def _tiny_stylegan2(tmp_path) -> str:
+    import stylegan2_checkpoints as checkpoints
+
+    path = tmp_path / "tiny.pkl"
+    checkpoints.write_nvidia_pickle(path, seed=1)
+    return f"stylegan2:{path}"
+
+
+def test_a_generator_without_ground_truth_gets_target_psnr_and_time_only(tmp_path):
+    from gan2x.bench.run import run_generator_bench
+
+    spec = _tiny_stylegan2(tmp_path)
+    results = run_generator_bench(spec, [1000], ["ellipsoid", "lambertian", "full"], TINY, torch.device("cpu"))
+    records = results["records"][spec]
+    assert [r["row"] for r in records] == ["ellipsoid", "lambertian", "no_refinement", "full"]
+    for record in records:
+        assert set(record) == {"seed", "row", "seconds", "target_psnr_db"}, record  # absent, not zero
+        assert 0.0 < record["target_psnr_db"] < 100.0
+    assert records[0]["seconds"] == 0.0 < records[1]["seconds"]
+    assert results["figure_rows"] == []  # the figure shows ground truth
+    assert set(results["summary"][spec]["full"]) == {"target_psnr_db", "seconds"}
+    table = markdown_table(results["summary"], [1000], first_column="generator")
+    assert table.startswith("| generator | method |")
+    full_line = next(line for line in table.splitlines() if line.startswith(f"| {spec} | full |"))
+    assert full_line.count("n/a") == len(GROUND_TRUTH_KEYS) and " ± " in full_line
+
+
+def test_bench_command_with_a_generator_writes_json_without_ground_truth_columns(tmp_path, capsys):
+    spec = _tiny_stylegan2(tmp_path)
+    out, table = tmp_path / "bench.json", tmp_path / "bench.md"
+    assert main(["bench", "--generator", spec, "--seeds", "1000", "--rows", "ellipsoid", "--json", str(out),
+                 "--markdown", str(table)]) == 0
+    results = json.loads(out.read_text())
+    assert results["settings"]["generator"] == spec and "categories" not in results["settings"]
+    assert list(results["summary"]) == [spec]
+    assert set(results["summary"][spec]["ellipsoid"]) == {"target_psnr_db", "seconds"}
+    assert not any(key in record for record in results["records"][spec] for key in GROUND_TRUTH_KEYS)
+    written = table.read_text()
+    assert f"| {spec} | ellipsoid |" in written and "n/a" in written and "whole image" in written
+    capsys.readouterr()
+    assert main(["bench", "--generator", "synthetic:faces", "--rows", "ellipsoid"]) == 2
+    assert "--categories" in capsys.readouterr().err
+    assert main(["bench", "--generator", spec, "--categories", "faces", "--rows", "ellipsoid"]) == 2

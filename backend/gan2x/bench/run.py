@@ -1,5 +1,6 @@
 """``gan2x bench``: fits held-out samples of the built-in generator and reports
-ground-truth metrics per category and method (METHOD.md section 5).
+ground-truth metrics per category and method (METHOD.md section 5); with
+``--generator``, any other generator, without ground truth.
 
 Rows (all on the same seeds, in one run):
 
@@ -13,6 +14,12 @@ Rows (all on the same seeds, in one run):
 Seeds: 1-3 of each category were used while tuning the draft preset and
 0-39 for the projection probe (``benchmarks/projection_probe.py``); the
 benchmark draws from 1000 upwards, never used for tuning.
+
+Other generators (``run_generator_bench``, ``gan2x bench --generator SPEC``)
+have no ground truth: their records hold ``target_psnr_db``, taken over the
+whole image (the fit's render, background included, against the
+generator's image, as ``gan2x fit``'s ``rerender_psnr_db``), and
+``seconds``; the ground-truth metrics are absent, not zero.
 """
 from __future__ import annotations
 
@@ -64,7 +71,9 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
                     figure_rows: list | None = None) -> list[dict]:
     """One seed, one row: fit (unless ``ellipsoid``) and every metric. The
     ``full`` row gives two records, ``no_refinement`` first, and appends its
-    figure row (``figure.sample_panels``) to ``figure_rows`` when given."""
+    figure row (``figure.sample_panels``) to ``figure_rows`` when given.
+    A generator without ground truth gives ``target_psnr_db`` over the whole
+    image and ``seconds`` only (and no figure row)."""
     with torch.no_grad():
         ws = generator.mapping(generator.z_from_seed(seed).to(device))
         target = generator.synthesis(ws)[0]
@@ -75,9 +84,11 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
     def record(name: str, model, state, seconds: float):
         render = model.render_image(state, resolution, settings.sampling)
         target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+        compared = metrics.erode(truth["mask"]) if truth is not None else torch.ones(resolution, resolution)
         values = {"seed": seed, "row": name, "seconds": seconds,
-                  "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, metrics.erode(truth["mask"]))}
-        values.update(ground_truth_metrics(render, model, state, generator, ws, truth, settings.sampling))
+                  "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, compared)}
+        if truth is not None:
+            values.update(ground_truth_metrics(render, model, state, generator, ws, truth, settings.sampling))
         records.append(values)
 
     start = time.perf_counter()
@@ -97,7 +108,7 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
     result = fit_target(generator, ws, target, replace(settings, shading=shading, encoding=encoding),
                         before_refinement=record_before_refinement if refines else None)
     record(row, result.model, result.target_state, time.perf_counter() - start)
-    if figure_rows is not None and row == "full":  # one figure row per sample, from the default encoding
+    if figure_rows is not None and row == "full" and truth is not None:  # one row per sample, default encoding
         figure_rows.append((f"{generator.spec} {seed}",
                             sample_panels(result.model, result.target_state, generator, ws, truth, target,
                                           settings.sampling)))
@@ -111,18 +122,36 @@ def run_bench(categories, seeds, rows, settings: FitSettings, device,
     "summary": {category: {row: {metric: {"mean", "std"}}}}, "figure_rows":
     [(label, panels)]}`` (figure rows of the first ``figure_seeds`` seeds of
     each category, from the ``full`` row; not JSON)."""
+    loaders = {category: lambda category=category: load_generator(f"synthetic:{category}", device=device,
+                                                                  entanglement=entanglement)
+               for category in categories}
+    return _run(loaders, seeds, rows, settings, device, on_record, figure_seeds)
+
+
+def run_generator_bench(spec: str, seeds, rows, settings: FitSettings, device,
+                        on_record: Callable[[str, dict], None] | None = None) -> dict:
+    """``run_bench`` for any generator spec (``load_generator``), e.g. a
+    StyleGAN2 checkpoint: every (seed, row), keyed by ``spec`` where
+    ``run_bench`` has categories. Without ground truth, records and summary
+    hold ``target_psnr_db`` (whole image) and ``seconds`` only."""
+    return _run({spec: lambda: load_generator(spec, device=device)}, seeds, rows, settings, device, on_record, 0)
+
+
+def _run(loaders: dict[str, Callable], seeds, rows, settings: FitSettings, device,
+         on_record: Callable[[str, dict], None] | None, figure_seeds: int) -> dict:
+    """Every (label, seed, row), loading each label's generator when its turn comes."""
     records: dict[str, list[dict]] = {}
     figure_rows: list = []
-    for category in categories:
-        generator = load_generator(f"synthetic:{category}", device=device, entanglement=entanglement)
-        records[category] = []
+    for label, load in loaders.items():
+        generator = load()
+        records[label] = []
         for index, seed in enumerate(seeds):
             for row in rows:
                 chosen = figure_rows if index < figure_seeds else None
                 for record in evaluate_sample(generator, seed, row, settings, device, chosen):
-                    records[category].append(record)
+                    records[label].append(record)
                     if on_record is not None:
-                        on_record(category, record)
+                        on_record(label, record)
     reported = [r for r in REPORTED_ROWS if r in rows or (r == "no_refinement" and "full" in rows)]
     return {"records": records, "figure_rows": figure_rows, "summary": summarise(records, reported)}
 
@@ -138,13 +167,15 @@ def summarise(records: dict[str, list[dict]], rows) -> dict:
             summary[category][row] = {
                 key: {"mean": statistics.fmean(item[key] for item in chosen),
                       "std": statistics.pstdev(item[key] for item in chosen)}
-                for key, _, _ in REPORTED if all(math.isfinite(item[key]) for item in chosen)}
+                for key, _, _ in REPORTED if all(key in item and math.isfinite(item[key]) for item in chosen)}
     return summary
 
 
-def markdown_table(summary: dict, seeds) -> str:
-    """Mean ± spread (population standard deviation) over ``seeds``."""
-    header = "| category | method | " + " | ".join(label for _, label, _ in REPORTED) + " |"
+def markdown_table(summary: dict, seeds, first_column: str = "category", note: str = "") -> str:
+    """Mean ± spread (population standard deviation) over ``seeds``; a metric
+    a row lacks (no ground truth, or not finite) shows as "n/a". ``note``
+    ends the text after the seeds line."""
+    header = f"| {first_column} | method | " + " | ".join(label for _, label, _ in REPORTED) + " |"
     lines = [header, "|" + " --- |" * 2 + " ---: |" * len(REPORTED)]
     for category, rows in summary.items():
         for row, values in rows.items():
@@ -157,4 +188,6 @@ def markdown_table(summary: dict, seeds) -> str:
             lines.append(f"| {category} | {row} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Seeds {', '.join(str(s) for s in seeds)}; mean ± standard deviation over seeds.")
+    if note:
+        lines.append(note)
     return "\n".join(lines)

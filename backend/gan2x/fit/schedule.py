@@ -47,6 +47,7 @@ class FitSettings:
     normal_smoothness_weight: float = 0.02
     target_weight: float = 2.0
     grid_refresh_steps: int = 10
+    specular_warmup: bool = False
     refinement_steps: int = 0
     """Shading-based refinement on the target alone (0 turns it off). Off by
     default: on faces seeds 2 and 1000 it raised MAD by 0.1-1.0 degrees in
@@ -150,11 +151,13 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
             {"params": target_state.background_parameters(), "lr": 5e-2},
         ])
         coarse = _coarse_sdf(model, settings)
+        model.materials.specular_frozen = settings.specular_warmup and stage == 0
         for _ in range(settings.target_steps):
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings,
                                             rng, shape_grad=False, coarse_sdf=coarse)
             guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: target fit")
+        model.materials.specular_frozen = False
         history.append({"stage": stage + 1, "step": "target_fit", **terms})
         timings["target_fit"] += time.perf_counter() - start
 

@@ -17,6 +17,7 @@ from .auth import bearer_token_dependency, load_or_create_token
 from .config import ServiceConfig
 from .datadir import DataDir
 from .errors import RequestBodyLimit, install_error_handlers
+from .generators import GeneratorAllowList
 from .scheduler import Scheduler, check_device, worker_devices
 from .store import JobStore
 from .uploads import apply_pil_limits
@@ -43,19 +44,25 @@ class ServiceState:
     data_dir: DataDir
     scheduler: Scheduler
     devices: list[str]
+    generators: GeneratorAllowList
+    generator_resolutions: dict[str, int]
+    """Image resolution of each allowed generator name, pixels a side (from the start-up check)."""
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
     """The service as an ASGI app. Raises ValueError (``config.check()``, token
-    file problems) or ``store.StoreError`` when it cannot run."""
+    file problems, a listed generator that does not load) or
+    ``store.StoreError`` when it cannot run."""
     config.check()
     check_device(config.device)
+    generators = GeneratorAllowList(config.generators)
+    resolutions = generators.check()
     token = load_or_create_token(config.token_file) if config.require_token else None
     data_dir = DataDir(config.data_dir)
     data_dir.create()
     store = JobStore(data_dir.database)
     devices = worker_devices(config.device, config.workers)
-    scheduler = Scheduler(config, store, data_dir, devices)
+    scheduler = Scheduler(config, store, data_dir, devices, generators)
     apply_pil_limits(config.uploads)
 
     @asynccontextmanager
@@ -68,7 +75,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app = FastAPI(title="GAN2X service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = ServiceState(config=config, store=store, data_dir=data_dir, scheduler=scheduler,
-                                     devices=devices)
+                                     devices=devices, generators=generators, generator_resolutions=resolutions)
     install_error_handlers(app)
 
     def body_limit(path: str) -> tuple[int, str]:

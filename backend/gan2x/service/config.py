@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .generators import ListedGenerator
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 MIB = 1024 * 1024
@@ -96,6 +98,9 @@ class ServiceConfig:
     cancel_grace_s: float = 3.0
     """After SIGTERM, seconds before a cancelled worker gets SIGKILL."""
     access_log: bool = False
+    generators: tuple[ListedGenerator, ...] = ()
+    """Generators clients may ask for besides the built-in specs (``--generator
+    [NAME=]SPEC``, ``generators.GeneratorAllowList``); each is loaded once at start."""
 
     def resolved_worker_threads(self) -> int:
         return self.worker_threads or default_worker_threads(self.workers)

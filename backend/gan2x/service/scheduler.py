@@ -9,7 +9,10 @@ once when ``wake()`` is called after a submission or a cancel):
    or signal in the message (``cancelled`` if a cancel was pending);
 2. cancel: a running job with a cancel request gets SIGTERM, then SIGKILL
    after ``cancel_grace_s``; the process's end releases its memory;
-3. fill: free slots take the oldest queued jobs.
+3. fill: free slots take the oldest queued jobs. A job's generator name is
+   resolved to its spec through the allow-list here, at start (so a job
+   queued under a name the operator has since dropped fails with
+   ``generator_not_allowed``), and the worker gets the spec.
 
 Workers are started in their own session, so a Ctrl-C at the service's
 terminal reaches the service only, which then requeues what was running
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from .config import ServiceConfig
 from .datadir import DataDir
+from .generators import GeneratorAllowList
 from .store import JobStore
 
 POLL_INTERVAL_S = 0.25
@@ -82,8 +86,10 @@ class _RunningWorker:
 
 
 class Scheduler:
-    def __init__(self, config: ServiceConfig, store: JobStore, data_dir: DataDir, devices: list[str]):
+    def __init__(self, config: ServiceConfig, store: JobStore, data_dir: DataDir, devices: list[str],
+                 generators: GeneratorAllowList | None = None):
         self.config = config
+        self.generators = generators or GeneratorAllowList()
         self.store = store
         self.data_dir = data_dir
         self.devices = devices
@@ -209,8 +215,14 @@ class Scheduler:
             job = self.store.claim_next(self.devices[slot])
             if job is None:
                 return
+            requested = job.source.get("generator", "synthetic")
+            spec = self.generators.resolve(requested)
+            if spec is None:
+                self.store.finish(job.id, job.attempt, "failed", "generator_not_allowed",
+                                  self.generators.refusal(requested))
+                continue
             try:
-                process = self._spawn(job.id, job.attempt, self.devices[slot])
+                process = self._spawn(job.id, job.attempt, self.devices[slot], spec)
             except OSError as error:
                 self.store.finish(job.id, job.attempt, "failed", "worker_start_failed",
                                   f"could not start a worker process: {error}")
@@ -221,10 +233,10 @@ class Scheduler:
             log.info("job %s run %d started in worker %d on %s", job.id, job.attempt, process.pid,
                      self.devices[slot])
 
-    def _spawn(self, job_id: str, attempt: int, device: str) -> subprocess.Popen:
+    def _spawn(self, job_id: str, attempt: int, device: str, generator_spec: str) -> subprocess.Popen:
         self.data_dir.job_dir(job_id).mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "gan2x.service.worker", "--data-dir", str(self.data_dir.root),
-                   "--job-id", job_id, "--attempt", str(attempt), "--device", device,
+                   "--job-id", job_id, "--attempt", str(attempt), "--device", device, "--generator", generator_spec,
                    "--threads", str(self.config.resolved_worker_threads()), "--nice", str(self.config.worker_nice),
                    "--preview-interval", str(self.config.preview_interval_s),
                    "--preview-resolution", str(self.config.preview_resolution), "--watch-stdin"]

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..fit.schedule import PRESETS
-from ..generators import KNOWN_SPECS
 
 SEED_RANGE = (0, 2 ** 32 - 1)
 TRUNCATION_RANGE = (0.0, 2.0)
@@ -25,7 +24,10 @@ TEXTURE_SIZE_RANGE = (64, 4096)
 MAX_BATCH_ITEMS = 256
 ID_PATTERN = r"^[0-9a-f]{32}$"
 
-GeneratorSpec = Literal[KNOWN_SPECS]
+GENERATOR_MAX_LENGTH = 1000
+GENERATOR_DESCRIPTION = ("a generator this service allows, by name: a built-in spec (synthetic, synthetic:faces, "
+                         "synthetic:objects) or one its operator listed (gan2x serve --generator); "
+                         "GET /v1/capabilities lists them, anything else is refused with 422")
 PresetName = Literal[tuple(PRESETS)]
 
 
@@ -51,7 +53,8 @@ class _Strict(BaseModel):
 class SampleSource(_Strict):
     """A sample of a built-in generator, by seed: the image the fit inverts."""
     kind: Literal["sample"]
-    generator: GeneratorSpec = Field("synthetic", description="generator spec (see /v1/capabilities)")
+    generator: str = Field("synthetic", min_length=1, max_length=GENERATOR_MAX_LENGTH,
+                           description=GENERATOR_DESCRIPTION)
     seed: int = Field(0, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="the sample's seed")
     truncation: float = Field(1.0, ge=TRUNCATION_RANGE[0], le=TRUNCATION_RANGE[1],
                               description="truncation psi of the generator's mapping")
@@ -63,7 +66,8 @@ class ImageSource(_Strict):
     (``gan2x.pipeline.reconstruct_image``, docs/generators.md)."""
     kind: Literal["image"]
     upload_id: str = Field(pattern=ID_PATTERN, description="the id returned by POST /v1/uploads")
-    generator: GeneratorSpec = Field("synthetic", description="generator spec (see /v1/capabilities)")
+    generator: str = Field("synthetic", min_length=1, max_length=GENERATOR_MAX_LENGTH,
+                           description=GENERATOR_DESCRIPTION)
     crop_x: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the width from the left")
     crop_y: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the height from the top")
     crop_scale: float = Field(1.0, gt=0.0, le=1.0,
@@ -147,6 +151,13 @@ class UploadLimitsInfo(BaseModel):
     formats: list[str]
 
 
+class GeneratorInfo(BaseModel):
+    name: str = Field(description="what to send as source.generator")
+    kind: Literal["synthetic", "stylegan2", "torchscript", "python"]
+    builtin: bool = Field(description="true: built into gan2x; false: listed by the service's operator")
+    resolution: int = Field(description="the generator's image size, pixels a side")
+
+
 class Capabilities(BaseModel):
     version: str
     torch_version: str
@@ -154,7 +165,8 @@ class Capabilities(BaseModel):
     worker_devices: list[str] = Field(description="the device of each worker slot")
     workers: int = Field(description="fits that run at once")
     cuda_available: bool
-    generators: list[str]
+    generators: list[str] = Field(description="the generator names clients may send as source.generator")
+    generator_info: list[GeneratorInfo] = Field(description="the same generators, with their kind and resolution")
     presets: dict[str, PresetInfo]
     job_kinds: dict[str, JobKindInfo]
     settings: dict[str, Range]

@@ -66,6 +66,9 @@ def serve(config: ServiceConfig, announce=print) -> int:
                  if config.require_token else "no token (--no-token): any local user can run jobs")
         announce(f"workers: {config.workers} on {', '.join(state.devices[:config.workers]) or '-'} "
                  f"({config.resolved_worker_threads()} torch threads each, nice +{config.worker_nice})")
+        announce("generators: " + ", ".join(
+            name if state.generators.resolve(name) == name else f"{name} ({state.generators.resolve(name)})"
+            for name in state.generators.names()))
         if not is_loopback(config.host):
             announce(f"warning: {config.host} is reachable from other machines and HTTP is not encrypted: the "
                      "token travels in clear text. Prefer binding to 127.0.0.1 and an SSH tunnel (docs/service.md)")

@@ -1,7 +1,7 @@
 """The job process: one run of one job, started by the scheduler as
 
     python -m gan2x.service.worker --data-dir DIR --job-id ID --attempt N --device DEV \\
-        [--threads T] [--nice K] [--watch-stdin]
+        [--generator SPEC] [--threads T] [--nice K] [--watch-stdin]
 
 It reads the job from the store, runs it, and writes everything a client
 sees while it runs: progress (stage, step, total, at most every
@@ -75,6 +75,9 @@ class JobContext:
     data_dir: DataDir
     store: JobStore
     device: str
+    generator_spec: str
+    """What ``load_generator`` gets: the job's generator resolved through the
+    service's allow-list (``generators.GeneratorAllowList``)."""
     progress: Callable[[str, int, int], None]
     snapshot: Callable
     log: Callable[[str], None]
@@ -139,7 +142,7 @@ def write_preview(path: Path, pixels: np.ndarray) -> None:
 
 # --- job kinds ------------------------------------------------------------------------------
 
-def _reconstruction_request(job: JobRecord, device: str):
+def _reconstruction_request(job: JobRecord, device: str, generator_spec: str):
     from ..pipeline import ExportSettings, ReconstructionRequest, scaled_step_overrides
 
     settings = job.settings
@@ -158,7 +161,7 @@ def _reconstruction_request(job: JobRecord, device: str):
                                      float(source.get("crop_scale", 1.0)))
         if steps_scale != 1.0:
             extra["inversion_overrides"] = scaled_inversion_overrides(steps_scale)
-    return ReconstructionRequest(generator=source.get("generator", "synthetic"), seed=int(source.get("seed", 0)),
+    return ReconstructionRequest(generator=generator_spec, seed=int(source.get("seed", 0)),
                                  truncation=float(source.get("truncation", 1.0)), preset=settings["preset"],
                                  device=device, fit_overrides=overrides,
                                  export=ExportSettings(int(settings["mesh_resolution"]),
@@ -168,7 +171,7 @@ def _reconstruction_request(job: JobRecord, device: str):
 def run_sample_job(context: JobContext):
     from ..pipeline import reconstruct
 
-    request = _reconstruction_request(context.job, context.device)
+    request = _reconstruction_request(context.job, context.device, context.generator_spec)
     return reconstruct(request, context.data_dir.bundle_dir(context.job.id), progress=context.progress,
                        log=context.log, snapshot=context.snapshot)
 
@@ -188,7 +191,7 @@ def run_image_job(context: JobContext):
                          "{\"kind\": \"sample\", \"generator\": ..., \"seed\": ...} instead")
     from ..invert import PhotoError
 
-    request = _reconstruction_request(context.job, context.device)
+    request = _reconstruction_request(context.job, context.device, context.generator_spec)
     try:
         return reconstruct_image(context.data_dir.uploads / upload.file_name, request,
                                  context.data_dir.bundle_dir(context.job.id), progress=context.progress,
@@ -218,7 +221,9 @@ def zip_bundle(bundle_dir: Path, zip_path: Path, folder_name: str) -> int:
 
 
 def run_job(store: JobStore, data_dir: DataDir, job_id: str, attempt: int, device: str,
-            preview_interval_s: float, preview_resolution: int) -> int:
+            preview_interval_s: float, preview_resolution: int, generator_spec: str | None = None) -> int:
+    """Runs the job; ``generator_spec``: the spec to load (None: the job's own
+    ``source.generator``, a built-in spec)."""
     job = store.get_job(job_id)
     if job is None or job.state != "running" or job.attempt != attempt:
         print(f"job {job_id} run {attempt} is not the current run; nothing to do", file=sys.stderr)
@@ -233,6 +238,7 @@ def run_job(store: JobStore, data_dir: DataDir, job_id: str, attempt: int, devic
         sampling = resolve_settings(job.settings["preset"]).sampling
         context = JobContext(
             job=job, data_dir=data_dir, store=store, device=device,
+            generator_spec=generator_spec or job.source.get("generator", "synthetic"),
             progress=ProgressReporter(store, job_id, attempt),
             snapshot=PreviewRenderer(store, data_dir, job_id, attempt, sampling, preview_interval_s,
                                      preview_resolution),
@@ -285,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", required=True)
     parser.add_argument("--attempt", type=int, required=True)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--generator", default=None,
+                        help="the generator spec to load (the service resolves the job's generator name to it)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--nice", type=int, default=0, help="niceness to add to this process")
     parser.add_argument("--preview-interval", type=float, default=5.0, help="seconds between preview renders")
@@ -303,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gan2x worker pid {os.getpid()}: job {args.job_id} run {args.attempt} on {args.device}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr, flush=True)
     return run_job(store, data_dir, args.job_id, args.attempt, args.device, args.preview_interval,
-                   args.preview_resolution)
+                   args.preview_resolution, args.generator)
 
 
 if __name__ == "__main__":

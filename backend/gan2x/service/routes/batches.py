@@ -21,7 +21,8 @@ def _batch_or_404(service, batch_id: str) -> tuple[float, list]:
 @router.post("/v1/batches", status_code=201, response_model=schemas.Batch, responses=error_responses(400, 413),
              summary="Submit many sources (seeds or uploads) at once; one job each, queued in order")
 def submit_batch(request: schemas.BatchRequest, service: Service, response: Response) -> schemas.Batch:
-    jobs = [new_job(source, request.settings, service) for source in request.sources]
+    jobs = [new_job(source, request.settings, service, ("body", "sources", index))
+            for index, source in enumerate(request.sources)]
     batch_id, _ = service.store.add_jobs(jobs, batch=True)
     service.scheduler.wake()
     response.headers["Location"] = f"/v1/batches/{batch_id}"

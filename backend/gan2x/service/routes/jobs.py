@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from .. import schemas
@@ -17,9 +18,13 @@ _PNG = {200: {"content": {"image/png": {}}, "description": "PNG, RGB, sRGB"}}
 _ZIP = {200: {"content": {"application/zip": {}}, "description": "the bundle directory as a zip (docs/bundle.md)"}}
 
 
-def new_job(source, settings: schemas.JobSettings, service) -> NewJob:
-    """A submission's source and settings as a job to queue; an image source
-    must name an existing upload."""
+def new_job(source, settings: schemas.JobSettings, service, location: tuple = ("body", "source")) -> NewJob:
+    """A submission's source and settings as a job to queue. Its generator
+    must be one the service allows (a 422 like any invalid field, at
+    ``location``, otherwise); an image source must name an existing upload."""
+    if service.generators.resolve(source.generator) is None:
+        raise RequestValidationError([{"loc": (*location, "generator"), "type": "value_error",
+                                       "msg": service.generators.refusal(source.generator)}])
     upload_id = None
     if isinstance(source, schemas.ImageSource):
         if service.store.get_upload(source.upload_id) is None:

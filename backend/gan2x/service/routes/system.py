@@ -43,10 +43,16 @@ def capabilities(service: Service) -> schemas.Capabilities:
                                            if f.name in schemas.PresetInfo.model_fields})
                for name, preset in PRESETS.items()}
     image_available = _image_inversion_available()
+    allowed = service.generators
+    generator_info = [schemas.GeneratorInfo(name=name, kind=allowed.resolve(name).partition(":")[0],
+                                            builtin=name in KNOWN_SPECS,
+                                            resolution=service.generator_resolutions[name])
+                      for name in allowed.names()]
     return schemas.Capabilities(
         version=__version__, torch_version=torch.__version__, device=config.device,
         worker_devices=service.devices[:config.workers], workers=config.workers,
-        cuda_available=torch.cuda.is_available(), generators=list(KNOWN_SPECS), presets=presets,
+        cuda_available=torch.cuda.is_available(), generators=allowed.names(),
+        generator_info=generator_info, presets=presets,
         job_kinds={
             "sample": schemas.JobKindInfo(available=True, note="a generator sample by spec and seed"),
             "image": schemas.JobKindInfo(
