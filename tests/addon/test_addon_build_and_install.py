@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 
 import pytest
@@ -30,6 +31,10 @@ def test_build_produces_a_zip_the_validator_accepts(extension_zip):
             "operators/import_bundle.py", "operators/reconstruct.py", "panels/sidebar.py", "session.py",
             "client/service.py", "client/jobs.py", "convert.py", "headless.py"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    with zipfile.ZipFile(extension_zip) as archive:
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode("utf-8"))
+    assert set(manifest["permissions"]) == {"network", "files"}  # what it needs, said to the person installing
+    assert manifest["blender_version_min"] == "4.2.0" and manifest["type"] == "add-on"
     tool = build.find_extension_tool()
     completed = subprocess.run([sys.executable, str(tool), "validate", str(extension_zip)],
                                capture_output=True, text=True)

@@ -81,6 +81,14 @@ def test_local_backend_is_started_once_and_stopped(tmp_path):
         backend.stop()
     assert process.poll() is not None and "exited with status" in backend.describe()
     assert "--- starting: sleep 30" in (tmp_path / "backend.log").read_text()
+    # once it has exited, Start starts a new one
+    again = backend.start("sleep 30", "http://127.0.0.1", tmp_path / "backend.log")
+    try:
+        assert again is not process and again.poll() is None and backend.running
+    finally:
+        backend.stop()
+    assert again.poll() is not None
+    assert (tmp_path / "backend.log").read_text().count("--- starting: sleep 30") == 2
 
 
 def _free_port() -> int:

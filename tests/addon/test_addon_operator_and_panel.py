@@ -101,3 +101,56 @@ def test_operator_world_modes(registered_addon, sample_bundle, mode):
     bpy.context.scene.world = existing
     bpy.ops.gan2x.import_bundle(filepath=str(sample_bundle), world_mode=mode)
     assert (bpy.context.scene.world == existing) == (mode == "REUSE")
+
+
+def test_stop_operator_stops_the_local_backend(registered_addon, tmp_path):
+    import time
+
+    import bpy
+
+    backend = registered_addon.session.local_backend
+    assert not bpy.ops.gan2x.backend_stop.poll()
+    process = backend.start("sleep 30", "http://127.0.0.1", tmp_path / "backend.log")
+    try:
+        assert bpy.ops.gan2x.backend_stop.poll()
+        assert bpy.ops.gan2x.backend_stop() == {'FINISHED'}
+        deadline = time.monotonic() + 10
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is not None and not backend.running
+        state = bpy.context.window_manager.gan2x
+        assert state.backend_state == 'UNKNOWN' and "stopped" in state.backend_message
+        assert not bpy.ops.gan2x.backend_stop.poll()
+    finally:
+        backend.stop()
+
+
+EXIT_SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import bpy
+import addon
+addon.register()
+process = addon.session.local_backend.start("sleep 60", "http://127.0.0.1", sys.argv[2])
+print("PID", process.pid, flush=True)
+"""  # exits without unregister(), as Blender does when it quits
+
+
+def test_the_local_backend_is_stopped_when_blender_exits(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from sample_bundles import ROOT
+
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user")}
+    completed = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(ROOT), str(tmp_path / "backend.log")],
+                               capture_output=True, text=True, env=env, timeout=120)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    pid = int(completed.stdout.split("PID ")[1].split()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # gone: stopped (and reaped) when the interpreter exited
+    os.kill(pid, 9)
+    pytest.fail("the local backend (pid {}) outlived the Blender that started it".format(pid))

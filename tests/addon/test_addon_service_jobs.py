@@ -332,17 +332,30 @@ def test_an_image_file_is_uploaded_and_submitted(extension, backend, backend_cli
     import bpy
 
     image = tmp_path / "face.png"
-    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(image)
+    pixels = np.full((64, 64, 3), 128, np.uint8)  # the built-in generators make 64-pixel images
+    pixels[16:48, 20:44] = (200, 150, 120)
+    Image.fromarray(pixels).save(image)
     set_scene_settings(source_kind='IMAGE', image_path=str(image), **TINY)
     try:
         item = reconstruct_and_wait(extension)
     finally:
         set_scene_settings(source_kind='SAMPLE')
     job = backend_client.get("/v1/jobs/" + item.job_id).json()
-    assert job["kind"] == "image" and job["state"] in ("succeeded", "failed")
-    assert item.state == ('IMPORTED' if job["state"] == "succeeded" else 'FAILED')
-    if item.state == 'FAILED':  # a 32-pixel image is too small for the built-in generators today
-        assert item.message == job["error"]["message"]
+    assert job["kind"] == "image" and job["state"] == "succeeded", job
+    assert item.state == 'IMPORTED', item.message
+    collection = bpy.data.collections[item.collection_name]
+    assert item.collection_name.startswith("face") and any(obj.type == 'MESH' for obj in collection.objects)
+
+    small = tmp_path / "small.png"  # too small for the crop: the backend's reason reaches the panel
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(small)
+    set_scene_settings(source_kind='IMAGE', image_path=str(small))
+    try:
+        item = reconstruct_and_wait(extension)
+    finally:
+        set_scene_settings(source_kind='SAMPLE')
+    job = backend_client.get("/v1/jobs/" + item.job_id).json()
+    assert job["state"] == "failed" and item.state == 'FAILED'
+    assert item.message == job["error"]["message"] and "at least 64 px a side" in item.message
 
     set_scene_settings(source_kind='IMAGE', image_path=str(tmp_path / "missing.png"))
     try:
@@ -510,33 +523,34 @@ def test_cli_command_converts_two_seeds_into_blend_files(extension, backend, tmp
 
 def test_script_entry_reports_each_failed_item_and_exits_non_zero(backend, tmp_path):
     """``blender -b -P headless.py -- convert ...`` (here: this Python with
-    bpy, running the installed extension's script): one image is not an image
-    and is refused at upload; the other is still submitted (and fails too: 32
-    pixels are too few for the built-in generators); both are reported and
-    the exit status is 1."""
+    bpy, running the installed extension's script) on a folder of images:
+    the first is not an image and is refused at upload; the next is still
+    submitted and converted into a bundle, a .blend and a preview; the
+    failure is reported and the exit status is 1."""
     import bpy
 
     images = tmp_path / "images"
     images.mkdir()
     (images / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(images / "b_face.png")
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(images / "b_face.png")
     script = Path(bpy.utils.extension_path_user(MODULE)).parents[2] / "user_default" / "gan2x" / "headless.py"
     assert script.is_file(), script
     out_dir = tmp_path / "out"
-    command = [sys.executable, str(script), "--", "convert", "--images", str(images), "--out", str(out_dir),
+    command = [sys.executable, str(script), "--", *_cli_arguments(out_dir, "--images", str(images)),
                "--backend-url", backend["url"], "--token-file", str(backend["token_file"])]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=tmp_path,
                                env={**os.environ, "PYTHONPATH": ""})
     assert completed.returncode == 1, completed.stdout + completed.stderr
     output = completed.stdout
     assert "[1/2] a_broken.png: failed: the backend refused POST /v1/uploads" in output
-    assert "[2/2] b_face.png: " in output
-    assert "gan2x convert: 0 of 2 converted, 2 failed" in output
+    assert "[2/2] b_face.png: converted" in output, output
+    assert "gan2x convert: 1 of 2 converted, 1 failed" in output
     summary = json.loads((out_dir / "summary.json").read_text())
-    assert [entry["state"] for entry in summary["items"]] == ["failed", "failed"]
-    assert summary["items"][0]["job_id"] is None  # refused at upload
-    assert summary["items"][1]["job_id"]  # still submitted after the first one failed
-    assert summary["items"][1]["message"]
+    assert [entry["state"] for entry in summary["items"]] == ["failed", "converted"]
+    assert summary["items"][0]["job_id"] is None and summary["items"][0]["message"]  # refused at upload
+    assert summary["items"][1]["job_id"]  # still submitted and converted after the first one failed
+    assert (out_dir / "b_face" / "manifest.json").is_file() and (out_dir / "b_face.zip").is_file()
+    assert (out_dir / "b_face.blend").is_file() and (out_dir / "b_face.png").is_file()
 
 
 def test_disabling_leaves_nothing_behind(extension, backend):

@@ -43,9 +43,24 @@ class ZToImage(nn.Module):
         return image
 
 
-def _script(path, **kwargs):
+class ZToTuple(ZToImage):
+    """Returns (image, features), as some generators' forward does."""
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.linear(z)
+        return torch.tanh(x.reshape(-1, 8, 4, 4)[:, :3]), x
+
+
+class ZToVector(ZToImage):
+    """Returns a latent-sized vector: not an image at all."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.linear(z))
+
+
+def _script(path, module=ZToImage, **kwargs):
     torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(ZToImage(**kwargs)), str(path))
+    torch.jit.save(torch.jit.script(module(**kwargs)), str(path))
     return path
 
 
@@ -84,6 +99,10 @@ def test_torchscript_sizes_from_a_sidecar_and_errors_for_bad_modules(tmp_path):
         load_generator(f"torchscript:{_script(tmp_path / 'nhwc.pt', layout='nhwc')}")
     with pytest.raises(GeneratorLoadError, match=r"values in \[.*divide by 127.5"):
         load_generator(f"torchscript:{_script(tmp_path / 'bytes.pt', layout='0-255')}")
+    with pytest.raises(GeneratorLoadError, match="returned a tuple, not an image tensor.*returns the image only"):
+        load_generator(f"torchscript:{_script(tmp_path / 'tuple.pt', ZToTuple)}")
+    with pytest.raises(GeneratorLoadError, match=r"shape \(2, 128\).*not an image batch"):
+        load_generator(f"torchscript:{_script(tmp_path / 'vector.pt', ZToVector)}")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((tmp_path / "nhwc.pt").read_bytes()[:500])
     with pytest.raises(GeneratorLoadError, match="not a readable TorchScript file"):

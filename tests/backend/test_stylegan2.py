@@ -13,6 +13,8 @@ import stylegan2_checkpoints as checkpoints
 from gan2x.cli import main
 from gan2x.generators import CheckpointFormatError, UnsafePickleError, load_generator
 from gan2x.generators.stylegan2 import convert_checkpoint, detect_format, load_stylegan2
+from gan2x.generators.stylegan2.formats.rosinality import discriminator_from_state, generator_from_state
+from gan2x.generators.stylegan2.networks import Discriminator, StyleGAN2Network
 from gan2x.generators.stylegan2.ops import make_resample_filter, modulated_conv2d
 
 
@@ -116,6 +118,87 @@ def test_a_generator_without_discriminator_loads(files, tmp_path):
     out = tmp_path / "g_only.safetensors"
     assert main(["convert-checkpoint", str(path), str(out)]) == 0
     assert load_stylegan2(out).discriminator is None
+
+
+def _rosinality_channels(multiplier):
+    """rosinality model.py's channel table."""
+    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * multiplier, 128: 128 * multiplier,
+            256: 64 * multiplier, 512: 32 * multiplier, 1024: 16 * multiplier}
+
+
+def _rosinality_meta_state(size, multiplier, style_dim=512, n_mlp=8):
+    """The tensor names and shapes of rosinality's Generator and Discriminator
+    (model.py) for ``size``/``channel_multiplier``, as meta tensors (nothing
+    allocated) but for the real blur kernels."""
+    meta = lambda *shape: torch.empty(*shape, device="meta")  # noqa: E731
+    blur = checkpoints.resample_filter()
+    channels = _rosinality_channels(multiplier)
+    log_size = int(math.log2(size))
+    g = {f"style.{i}.{kind}": meta(style_dim, style_dim) if kind == "weight" else meta(style_dim)
+         for i in range(1, n_mlp + 1) for kind in ("weight", "bias")}
+    g["input.input"] = meta(1, channels[4], 4, 4)
+
+    def styled(name, in_c, out_c, upsample):
+        g.update({f"{name}.conv.weight": meta(1, out_c, in_c, 3, 3), f"{name}.conv.modulation.weight":
+                  meta(in_c, style_dim), f"{name}.conv.modulation.bias": meta(in_c),
+                  f"{name}.noise.weight": meta(1), f"{name}.activate.bias": meta(out_c)})
+        if upsample:
+            g[f"{name}.conv.blur.kernel"] = blur * 4
+
+    def rgb(name, in_c, upsample):
+        g.update({f"{name}.conv.weight": meta(1, 3, in_c, 1, 1), f"{name}.conv.modulation.weight":
+                  meta(in_c, style_dim), f"{name}.conv.modulation.bias": meta(in_c), f"{name}.bias": meta(1, 3, 1, 1)})
+        if upsample:
+            g[f"{name}.upsample.kernel"] = blur * 4
+
+    styled("conv1", channels[4], channels[4], False)
+    rgb("to_rgb1", channels[4], False)
+    for j in range((log_size - 2) * 2 + 1):
+        res = 2 ** ((j + 5) // 2)
+        g[f"noises.noise_{j}"] = meta(1, 1, res, res)
+    in_c = channels[4]
+    for k, i in enumerate(range(3, log_size + 1)):
+        out_c = channels[2 ** i]
+        styled(f"convs.{2 * k}", in_c, out_c, True)
+        styled(f"convs.{2 * k + 1}", out_c, out_c, False)
+        rgb(f"to_rgbs.{k}", out_c, True)
+        in_c = out_c
+    d = {"convs.0.0.weight": meta(channels[size], 3, 1, 1), "convs.0.1.bias": meta(channels[size])}
+    in_c = channels[size]
+    for j, i in enumerate(range(log_size, 2, -1), start=1):
+        out_c = channels[2 ** (i - 1)]
+        d.update({f"convs.{j}.conv1.0.weight": meta(in_c, in_c, 3, 3), f"convs.{j}.conv1.1.bias": meta(in_c),
+                  f"convs.{j}.conv2.0.kernel": blur, f"convs.{j}.conv2.1.weight": meta(out_c, in_c, 3, 3),
+                  f"convs.{j}.conv2.2.bias": meta(out_c), f"convs.{j}.skip.0.kernel": blur,
+                  f"convs.{j}.skip.1.weight": meta(out_c, in_c, 1, 1)})
+        in_c = out_c
+    d.update({"final_conv.0.weight": meta(channels[4], in_c + 1, 3, 3), "final_conv.1.bias": meta(channels[4]),
+              "final_linear.0.weight": meta(channels[4], channels[4] * 16), "final_linear.0.bias": meta(channels[4]),
+              "final_linear.1.weight": meta(1, channels[4]), "final_linear.1.bias": meta(1)})
+    return g, d
+
+
+@pytest.mark.parametrize("size, multiplier", [(128, 1), (256, 1), (512, 2)])  # GAN2Shape: CelebA, cat, car
+def test_gan2shape_rosinality_configs_read_as_their_architectures(size, multiplier):
+    """The full-size layouts GAN2Shape uses, as shapes only (meta tensors):
+    the architecture read from them is rosinality's, and every tensor has
+    the shape the network built from it expects."""
+    g_state, d_state = _rosinality_meta_state(size, multiplier)
+    config, tensors = generator_from_state(g_state, "gan2shape.pt", latent_avg=torch.zeros(512))
+    expected_channels = {res: c for res, c in _rosinality_channels(multiplier).items() if res <= size}
+    assert (config.img_resolution, config.z_dim, config.w_dim, config.mapping_layers) == (size, 512, 512, 8)
+    assert config.channels == expected_channels and config.mapping_lr_multiplier == 0.01
+    with torch.device("meta"):
+        network = StyleGAN2Network(config)
+    assert network.num_ws == 2 * int(math.log2(size)) - 2
+    wanted = {name: tuple(value.shape) for name, value in network.state_dict().items()}
+    assert wanted == {name: tuple(value.shape) for name, value in tensors.items()}
+    d_config, d_tensors = discriminator_from_state(d_state, "gan2shape.pt")
+    assert d_config.img_resolution == size and d_config.channels == expected_channels
+    with torch.device("meta"):
+        discriminator = Discriminator(d_config)
+    wanted = {name: tuple(value.shape) for name, value in discriminator.state_dict().items()}
+    assert wanted == {name: tuple(value.shape) for name, value in d_tensors.items()}
 
 
 class RunsAShell:
