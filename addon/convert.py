@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--token", default=None, help="the backend's token (default: the preferences', "
                                                        "else the local backend's token file)")
     convert.add_argument("--token-file", type=Path, default=None, help="read the token from this file")
-    convert.add_argument("--preset", default="draft", help="quality preset: draft, standard (default: draft)")
+    convert.add_argument("--preset", default="draft", help="quality preset: draft, standard, high (default: draft)")
     convert.add_argument("--steps-scale", type=float, default=None, help="multiplies every step count")
     convert.add_argument("--stages", type=int, default=None, help="rounds of the fit (default: the preset's)")
     convert.add_argument("--pseudo-samples", type=int, default=None, help="default: the preset's")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .devices import DEVICE_HELP, resolve_device
 
 
 def _progress_bar(total_label: str = "fit"):
@@ -38,12 +39,26 @@ def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--seed", type=int, default=2,
                         help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
     parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
-    parser.add_argument("--preset", default="draft", help="quality preset: draft, standard (default: draft)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--preset", default="draft",
+                        help="quality preset: draft, standard, high (default: draft; docs/performance.md, Presets)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
     parser.add_argument("--mesh-resolution", type=int, default=192, help="marching-cubes grid (default: 192)")
     parser.add_argument("--texture-size", type=int, default=1024, help="texture size in pixels (default: 1024)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every step count of the preset (e.g. 0.1 for a smoke test)")
+    _add_exploration_argument(parser)
+
+
+EXPLORATIONS = ("projection", "style_mixing", "mixed")
+"""= ``gan2x.fit.style_mixing.EXPLORATIONS`` (a test checks), here so the
+parser is built without importing torch."""
+
+
+def _add_exploration_argument(parser: argparse.ArgumentParser):
+    parser.add_argument("--exploration", choices=EXPLORATIONS, default=None,
+                        help="how the fit explores other views: projection (default), style_mixing (swap the "
+                             "generator's view layers; needs per-layer latents with view_layers: synthetic, "
+                             "stylegan2) or mixed (style mixing, then projection); docs/generators.md")
 
 
 def _add_image_arguments(parser: argparse.ArgumentParser):
@@ -63,6 +78,8 @@ def _request(args):
                            scaled_step_overrides)
 
     overrides = scaled_step_overrides(args.preset, args.steps_scale) if args.steps_scale != 1.0 else {}
+    if args.exploration is not None:
+        overrides["exploration"] = args.exploration
     extra = {}
     if getattr(args, "image", None):
         from .invert import CropSettings
@@ -199,7 +216,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser):
                         help="accept requests without a token (refused unless --host is a loopback address)")
     parser.add_argument("--workers", type=int, default=1,
                         help="fits that run at once, one process each (default: 1; one per GPU; 0 queues only)")
-    parser.add_argument("--device", default="cpu", help="torch device of the fits: cpu, cuda, cuda:N (default: cpu)")
+    parser.add_argument("--device", default="auto", help="torch device of the fits; " + DEVICE_HELP + " (default: auto)")
     parser.add_argument("--worker-threads", type=int, default=None,
                         help="torch CPU threads per worker (default: (cores - 1) / workers, at least 1)")
     parser.add_argument("--worker-nice", type=int, default=10, help="niceness added to workers (default: 10)")
@@ -260,8 +277,10 @@ def command_bench(args) -> int:
     if unknown:
         raise ValueError(f"unknown rows or categories {unknown}; rows: {list(KNOWN_ROWS)}, "
                          f"categories: {list(CATEGORIES)}")
-    settings = resolve_settings(args.preset, {"refinement_steps": args.refinement_steps}
-                                if args.refinement_steps is not None else None)
+    overrides = {"refinement_steps": args.refinement_steps} if args.refinement_steps is not None else {}
+    if args.exploration is not None:
+        overrides["exploration"] = args.exploration
+    settings = resolve_settings(args.preset, overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
     per_seed = len(rows) + (1 if "full" in rows and settings.refinement_steps > 0 else 0)
@@ -341,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--noise", choices=("const", "random"), default="const",
                         help="StyleGAN2 noise inputs: the checkpoint's constant images or fresh random ones "
                              "(default: const)")
-    sample.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    sample.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
     sample.add_argument("--batch", type=int, default=8, help="images per forward pass (default: 8)")
     sample.add_argument("--out", required=True,
                         help="FILE.png: a grid of the images; FILE.npy: float32 [N, 3, R, R] in [-1, 1]")
@@ -370,11 +389,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="bench another generator instead (stylegan2:PATH, torchscript:PATH, "
                             "python:MODULE:CALLABLE): no ground truth, so target PSNR and time only")
     bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
-    bench.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    bench.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
     bench.add_argument("--entanglement", type=float, default=0.15,
                        help="identity drift of the built-in generator with view and light, 0..1 (default: 0.15)")
     bench.add_argument("--refinement-steps", type=int, default=None,
-                       help="shading-based refinement steps (default: the preset's, 0 for draft)")
+                       help="shading-based refinement steps (default: the preset's, 150 for draft; 0 turns it off)")
+    _add_exploration_argument(bench)
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--json", default=None, help="write every record and the summary here")
     bench.add_argument("--markdown", default=None, help="write the table here")
@@ -384,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "device", None) is not None:
+            args.device = resolve_device(args.device)
         return args.handler(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"gan2x: error: {error}", file=sys.stderr)

@@ -45,6 +45,9 @@ class ReconstructionRequest:
     """Photos only: how the photo is cut to the generator's framing."""
     inversion_overrides: dict = field(default_factory=dict)
     """Photos only: overrides of ``InversionSettings``."""
+    generator_options: dict = field(default_factory=dict)
+    """Passed to ``load_generator`` (e.g. ``{"resolution": 128}`` for the
+    built-in generator)."""
 
 
 @dataclass
@@ -86,7 +89,7 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    generator = load_generator(request.generator, device=device)
+    generator = load_generator(request.generator, device=device, **request.generator_options)
     with torch.no_grad():
         z = generator.z_from_seed(request.seed).to(device)
         target_ws = generator.mapping(z, truncation_psi=request.truncation)
@@ -120,7 +123,7 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
     timings: dict[str, float] = {}
     started = time.perf_counter()
     photo = load_photo(image_path)
-    generator = load_generator(request.generator, device=device)
+    generator = load_generator(request.generator, device=device, **request.generator_options)
     target_image = crop_for_generator(photo, generator.img_resolution, request.crop).to(device)
     timings["generator"] = time.perf_counter() - started
     # one count over the inversion and the fit, so a progress bar runs once from 0 to the end

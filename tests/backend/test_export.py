@@ -21,7 +21,7 @@ from gan2x.export import images
 from gan2x.export.bake import bake_textures, dilate, rasterize_uv
 from gan2x.export.datatypes import BundleError, ExportError, TexturedMesh
 from gan2x.export.gltf import read_glb, write_glb
-from gan2x.export.marching_cubes import connected_components, extract_mesh, signed_volume
+from gan2x.export.marching_cubes import connected_components, extract_mesh, sample_grid, signed_volume
 from gan2x.export.ply import read_ply, write_ply
 from gan2x.export.uv_unwrap import unwrap
 
@@ -116,6 +116,29 @@ def test_largest_component_drops_the_floater():
     assert len(np.unique(connected_components(len(largest.vertices), largest.faces))) == 1
     assert largest.vertices[:, 0].max() < 0.1  # only the big sphere on the -x side remains
     assert np.all(edge_counts(largest.faces)[0] == 2)
+
+
+def bumpy_sdf(p):
+    """A sphere with ripples (gradient norm up to about 1.3) and a small floater."""
+    p = np.asarray(p, np.float32)
+    radius = np.linalg.norm(p, axis=1)
+    ripples = 0.03 * np.sin(9.0 * p[:, 0]) * np.cos(7.0 * p[:, 1])
+    return np.minimum(radius - 0.55 - ripples, sphere_sdf(0.06, (0.75, 0.3, 0.2))(p)).astype(np.float32)
+
+
+@pytest.mark.parametrize("sdf", [bumpy_sdf, ellipsoid_sdf()], ids=["bumpy", "ellipsoid"])
+def test_narrow_band_grid_equals_the_dense_grid_near_the_surface(sdf):
+    calls = []
+
+    def counted(points):
+        calls.append(len(points))
+        return sdf(points)
+    dense = sample_grid(sdf, resolution=96, narrow_band=False)
+    banded = sample_grid(counted, resolution=96)
+    assert sum(calls) < 0.5 * 96 ** 3  # it skipped most of the grid
+    assert np.array_equal(np.sign(banded), np.sign(dense))
+    near = np.abs(dense) < 3 * 2.0 / 95  # every value marching cubes can use, and more
+    assert np.array_equal(banded[near], dense[near])  # so marching cubes gives the dense grid's mesh
 
 
 def test_sdf_is_called_in_chunks():

@@ -45,7 +45,7 @@ def test_projection_brings_the_generator_closer_to_pseudo_samples():
 def test_a_short_fit_explains_the_target_better_than_the_prior():
     generator, ws, target = _tiny_sample(1)
     settings = replace(PRESETS["draft"], stages=1, target_steps=30, projection_steps=5, exploitation_steps=40,
-                       pseudo_samples=2, rays_per_image=128,
+                       pseudo_samples=2, rays_per_image=128, refinement_steps=5,
                        sampling=SamplingSettings(coarse_samples=32, fine_samples=12, coarse_grid=32))
     calls = []
     result = fit_target(generator, ws, target, settings, progress=lambda stage, done, total: calls.append(done))
@@ -65,10 +65,11 @@ def test_a_short_fit_explains_the_target_better_than_the_prior():
     assert result.target_state.yaw.item() == 0.0 and result.target_state.pitch.item() == 0.0
 
 
-def test_refinement_changes_only_the_detail_field():
+@pytest.mark.parametrize("field, prefix", [("residual", "sdf.residual."), ("detail", "sdf.detail.")])
+def test_refinement_changes_only_the_chosen_shape_field(field, prefix):
     generator, ws, target = _tiny_sample(2)
     settings = replace(PRESETS["draft"], stages=1, target_steps=5, projection_steps=2, exploitation_steps=5,
-                       pseudo_samples=1, rays_per_image=64, refinement_steps=6,
+                       pseudo_samples=1, rays_per_image=64, refinement_steps=6, refinement_field=field,
                        sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
     seen = {}
 
@@ -78,12 +79,23 @@ def test_refinement_changes_only_the_detail_field():
         seen["detail_enabled"] = model.sdf.detail_enabled
 
     result = fit_target(generator, ws, target, settings, before_refinement=before_refinement)
-    assert seen["detail_enabled"] is False and result.model.sdf.detail_enabled is True
+    assert seen["detail_enabled"] is False and result.model.sdf.detail_enabled is (field == "detail")
     changed = {name for name, p in result.model.named_parameters() if not torch.equal(p, seen["parameters"][name])}
-    assert changed and all(name.startswith("sdf.detail.") for name in changed), changed
+    assert changed and all(name.startswith(prefix) for name in changed), changed
     assert torch.equal(result.target_state.light_vector, seen["light"])
     assert all(p.requires_grad for p in result.model.parameters())  # nothing left frozen
     assert result.timings["refinement"] > 0.0
+    refinement = next(h for h in result.history if h["step"] == "refinement")
+    assert 0.0 < refinement["sdf_change_rms_metres"] < 0.05  # it moved, and the penalty held it close
+
+
+def test_an_unknown_refinement_field_is_refused():
+    generator, ws, target = _tiny_sample(2)
+    settings = replace(PRESETS["draft"], stages=1, target_steps=1, projection_steps=1, exploitation_steps=1,
+                       pseudo_samples=1, rays_per_image=16, refinement_steps=1, refinement_field="normals",
+                       sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+    with pytest.raises(ValueError, match="refinement_field"):
+        fit_target(generator, ws, target, settings)
 
 
 @pytest.mark.parametrize("encoding", ["triplane", "hashgrid"])
@@ -92,7 +104,7 @@ def test_the_fit_trains_the_sdf_encoding_it_is_given(encoding):
 
     generator, ws, target = _tiny_sample(2)
     settings = replace(PRESETS["draft"], stages=1, target_steps=2, projection_steps=1, exploitation_steps=3,
-                       pseudo_samples=1, rays_per_image=64, encoding=encoding,
+                       pseudo_samples=1, rays_per_image=64, encoding=encoding, refinement_steps=0,
                        sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
     model = AssetModel(encoding=encoding)
     initial = {name: p.detach().clone() for name, p in model.sdf.encoding.named_parameters()}

@@ -30,9 +30,6 @@ class MaterialField(nn.Module):
         self.encoding = make_encoding(encoding, **options)
         self.head = mlp(self.encoding.output_dim, hidden_dim, num_hidden, 5)
         self.max_specular = max_specular
-        self.specular_frozen = False
-        """When True the specular and shininess outputs pass no gradient (the
-        fit's warm-up, ``FitSettings.specular_warmup``)."""
         with torch.no_grad():
             self.head[-1].weight.mul_(0.1)
             self.head[-1].bias.copy_(torch.tensor([
@@ -42,8 +39,6 @@ class MaterialField(nn.Module):
 
     def forward(self, points: torch.Tensor) -> dict[str, torch.Tensor]:
         raw = self.head(self.encoding(points))
-        if self.specular_frozen:
-            raw = torch.cat([raw[..., :3], raw[..., 3:].detach()], dim=-1)
         return {
             "albedo": torch.sigmoid(raw[..., :3]),
             "specular": self.max_specular * torch.sigmoid(raw[..., 3]),

@@ -4,7 +4,9 @@ METHOD.md section 3. Each stage:
 
 1. target fit: materials, the target's light and background, shape frozen;
 2. exploration: pseudo samples of the current estimate under random views and
-   lights, projected through the generator (``projection.py``);
+   lights, projected through the generator (``projection.py``), or, with
+   ``exploration="style_mixing"``, the generator's own images with the view
+   layers of other samples (``style_mixing.py``);
 3. exploitation: shape, materials, density sharpness, and every image's camera
    (the target's stays fixed), light and background, over the target and the
    projected samples.
@@ -13,6 +15,7 @@ Shading-based refinement and the larger presets come with the full method.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,9 +26,11 @@ import torch
 from ..render.volume import SamplingSettings, SDFGridCache
 from . import losses
 from .asset_model import AssetModel
+from .features import FitFeatureLoss
 from .image_state import ImageState, random_light_in_camera
 from .optim import guarded_step
 from .projection import project_to_generator
+from .style_mixing import ViewSearchGrid, check_exploration, explore_by_style_mixing
 
 
 @dataclass
@@ -47,14 +52,22 @@ class FitSettings:
     normal_smoothness_weight: float = 0.02
     target_weight: float = 2.0
     grid_refresh_steps: int = 10
-    specular_warmup: bool = False
+    specular_start_stage: int = 0
+    """Stages before this one fit with ks = 0 (Lambertian); the specular
+    term joins from this stage on, once shape, light and albedo are
+    roughly right (and in the last stage whatever this says). 0 fits it
+    from the start."""
     refinement_steps: int = 0
-    """Shading-based refinement on the target alone (0 turns it off). Off by
-    default: on faces seeds 2 and 1000 it raised MAD by 0.1-1.0 degrees in
-    every setting tried (docs/benchmark.md), so no preset uses it yet."""
-    refinement_learning_rate: float = 2e-3
-    refinement_detail_weight: float = 1e3
-    """Weight of the mean square of the detail offset (metres^2): the
+    """Shading-based refinement on the target alone (0 turns it off; the
+    presets turn it on). See ``_refine``."""
+    refinement_field: str = "residual"
+    """What refinement changes: 'residual' (the shape's own residual field,
+    the default) or 'detail' (the separate higher-frequency detail field,
+    which measured worse: docs/benchmark.md)."""
+    refinement_learning_rate: float = 1e-3
+    refinement_change_weight: float = 1e3
+    """Weight of the mean square change of the signed distance (metres^2)
+    since refinement began, over random points of the bounding ball: the
     refinement's strong regulariser."""
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     seed: int = 0
@@ -63,6 +76,23 @@ class FitSettings:
     encoding: str = "fourier"
     """The fields' input encoding: 'fourier', 'triplane' (SphereHead's
     spherical tri-plane) or 'hashgrid' (fields/encodings.py)."""
+    exploration: str = "projection"
+    """Step 2's pseudo samples: 'projection' (the estimate under random views
+    and lights, projected through the generator), 'style_mixing' (the
+    target's later style layers with other samples' view layers; cameras and
+    lights from a coarse search; needs a generator with ``view_layers``) or
+    'mixed' (style mixing, then the estimate at the searched views projected
+    from the mixed latents). See fit/style_mixing.py and docs/generators.md."""
+    feature_weight: float = 0.1
+    """Weight of the discriminator's feature distance in the projection and
+    the photometric steps (fit/features.py); used only when the generator
+    holds D, 0 turns it off. Not tuned: no real checkpoint is at hand here."""
+    feature_every: int = 10
+    """The photometric steps add the feature term every this many steps (the
+    projection, every step): one feature step runs D forward and backward on
+    every image, about 5 s for 7 images with a 64 px D and 15 s with a 256 px
+    one on one CPU thread (docs/generators.md), against 0.1-0.3 s for a
+    photometric step."""
 
     def total_steps(self) -> int:
         return (self.stages * (self.target_steps + self.projection_steps + self.exploitation_steps)
@@ -73,10 +103,13 @@ class FitSettings:
 
 
 PRESETS: dict[str, FitSettings] = {
-    # About 45 s of fitting at 64x64 on the 2-core CPU (docs/performance.md).
-    "draft": FitSettings(),
+    # What each costs (docs/performance.md, "Presets"): draft about 50 s of
+    # fitting at 64x64 on the 2-core CPU; standard and high several times that.
+    "draft": FitSettings(specular_start_stage=1, refinement_steps=150),
     "standard": FitSettings(stages=3, target_steps=150, projection_steps=60, exploitation_steps=400,
-                            pseudo_samples=8, rays_per_image=768),
+                            pseudo_samples=8, rays_per_image=768, specular_start_stage=1, refinement_steps=300),
+    "high": FitSettings(stages=4, target_steps=200, projection_steps=80, exploitation_steps=500,
+                        pseudo_samples=12, rays_per_image=1024, specular_start_stage=1, refinement_steps=400),
 }
 
 
@@ -117,6 +150,10 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
     if settings.shading not in ("phong", "lambertian"):
         raise ValueError(f"unknown shading {settings.shading!r}; choose 'phong' or 'lambertian'")
+    if settings.refinement_field not in ("residual", "detail"):
+        raise ValueError(f"unknown refinement_field {settings.refinement_field!r}; choose 'residual' or 'detail'")
+    check_exploration(settings.exploration, generator)
+    features = FitFeatureLoss.for_generator(generator, settings.feature_weight, settings.feature_every)
     if model is None:
         # The fields' initial weights come from settings.seed too: one seed, one fit.
         with torch.random.fork_rng(devices=[]):
@@ -151,26 +188,45 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
             {"params": target_state.background_parameters(), "lr": 5e-2},
         ])
         coarse = _coarse_sdf(model, settings)
-        model.materials.specular_frozen = settings.specular_warmup and stage == 0
+        if settings.shading == "phong":
+            lambertian_stages = min(settings.specular_start_stage, settings.stages - 1)  # the last has it always
+            model.materials.max_specular = 0.0 if stage < lambertian_stages else 1.0
         for _ in range(settings.target_steps):
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings,
-                                            rng, shape_grad=False, coarse_sdf=coarse)
+                                            rng, shape_grad=False, coarse_sdf=coarse, features=features)
             guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: target fit")
-        model.materials.specular_frozen = False
         history.append({"stage": stage + 1, "step": "target_fit", **terms})
         timings["target_fit"] += time.perf_counter() - start
 
         # Step 2: exploration.
         start = time.perf_counter()
-        pseudo_states = _sample_pseudo_states(target_state, settings, rng, device)
-        with torch.no_grad():
-            pseudo_images = torch.stack([
-                model.render_image(state, resolution, settings.sampling)["rgb"].permute(2, 0, 1) * 2 - 1
-                for state in pseudo_states])
-        projected, _ = project_to_generator(generator, target_ws, pseudo_images, settings.projection_steps,
-                                            offset_weight=settings.offset_weight,
-                                            on_step=lambda _: tick(f"stage {stage + 1}: exploration"))
+        explored: dict = {"stage": stage + 1, "step": "exploration", "exploration": settings.exploration}
+        start_ws = target_ws
+        if settings.exploration == "projection":
+            pseudo_states = _sample_pseudo_states(target_state, settings, rng, device)
+        else:  # style mixing (fit/style_mixing.py): the generator draws the views, a coarse search finds them
+            mixing = explore_by_style_mixing(
+                generator, target_ws, model, target_state, settings.pseudo_samples, rng,
+                ViewSearchGrid.for_ranges(settings.max_yaw_degrees, settings.max_pitch_degrees,
+                                          settings.max_light_angle_degrees, min(32, resolution)), settings.sampling,
+                coarse_sdf=_coarse_sdf(model, settings))
+            pseudo_states, projected, start_ws = mixing.states, mixing.images, mixing.ws
+            explored["view_search_l1"] = float(mixing.search.l1.mean())
+        if settings.exploration == "style_mixing":
+            for _ in range(settings.projection_steps):  # no projection: its steps count as done
+                tick(f"stage {stage + 1}: exploration")
+        else:
+            with torch.no_grad():
+                pseudo_images = torch.stack([
+                    model.render_image(state, resolution, settings.sampling)["rgb"].permute(2, 0, 1) * 2 - 1
+                    for state in pseudo_states])
+            projected, _ = project_to_generator(generator, start_ws, pseudo_images, settings.projection_steps,
+                                                offset_weight=settings.offset_weight,
+                                                on_step=lambda _: tick(f"stage {stage + 1}: exploration"),
+                                                feature_loss=features.loss if features is not None else None,
+                                                feature_weight=settings.feature_weight, record=explored)
+        history.append(explored)
         timings["exploration"] += time.perf_counter() - start
 
         # Step 3: exploitation over the target and the projected samples.
@@ -191,7 +247,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
             if step % settings.grid_refresh_steps == 0:
                 coarse = _coarse_sdf(model, settings)
             loss, terms = _photometric_step(model, states, images_rgb, resolution, settings, rng,
-                                            shape_grad=True, coarse_sdf=coarse)
+                                            shape_grad=True, coarse_sdf=coarse, features=features)
             guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: exploitation")
         history.append({"stage": stage + 1, "step": "exploitation", **terms})
@@ -213,11 +269,13 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
 
 def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
                       resolution: int, settings: FitSettings, rng: torch.Generator, shape_grad: bool,
-                      coarse_sdf=None, trainable: list | None = None):
+                      coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None):
     """One loss evaluation on a random subset of pixels of every image.
     images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. ``trainable``: the shape
     parameters that learn (default: all of them); the others keep their
-    ``requires_grad``."""
+    ``requires_grad``. ``features`` (fit/features.py): adds the weighted
+    discriminator feature distance of each image's composite (term
+    ``features``) on the steps it computes one."""
     device = images_rgb.device
     count = len(states)
     pixel_ids = torch.stack([torch.randperm(resolution * resolution, generator=rng)[:settings.rays_per_image]
@@ -230,10 +288,16 @@ def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: t
     expected = torch.gather(images_rgb, 1, pixel_ids[..., None].expand(-1, -1, 3))
     weights = torch.ones(count, device=device)
     weights[0] = settings.target_weight
-    photometric = ((out["rgb"] - expected).abs().mean(dim=(1, 2)) * weights).sum() / weights.sum()
+    per_image = (out["rgb"] - expected).abs().mean(dim=(1, 2))
+    photometric = (per_image * weights).sum() / weights.sum()
     surface = out["points"].reshape(-1, 3)
     terms = {"photometric": photometric.item()}
     loss = photometric
+    feature = features(out["rgb"], pixel_ids, images_rgb, resolution) if features is not None else None
+    if feature is not None:
+        feature = (feature * weights).sum() / weights.sum()
+        loss = loss + features.weight * feature
+        terms["features"] = feature.item()
     loss = loss + settings.specular_sparsity_weight * out["specular"].mean()
     smooth = losses.material_smoothness(model.materials, surface.detach())
     loss = loss + settings.material_smoothness_weight * smooth
@@ -254,26 +318,38 @@ def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: t
 def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tensor, resolution: int,
             settings: FitSettings, rng: torch.Generator, on_step: Callable[[], None],
             skipped: list[int]) -> dict:
-    """Shading-based refinement (METHOD.md section 3, step 5): materials,
-    light, camera and the coarse shape frozen; only the SDF's detail field
-    learns, on the target alone, under a strong penalty on its size (plus the
-    Eikonal and normal-smoothness terms of every shape step)."""
-    detail = list(model.sdf.detail.parameters())
+    """Shading-based refinement (METHOD.md section 3, step 5) on the target
+    alone: materials, light, camera and density frozen; only the shape field
+    named by ``settings.refinement_field`` learns, under the photometric loss
+    with the Eikonal and normal-smoothness terms of every shape step, plus
+    ``refinement_change_weight`` times the mean square change of the signed
+    distance since refinement began (a copy of the field taken at its start),
+    which keeps the shape the exploitation found and lets only what the
+    target's shading asks for move."""
+    if settings.refinement_field == "residual":
+        trainable = model.sdf.residual_parameters()
+    elif settings.refinement_field == "detail":
+        trainable = list(model.sdf.detail.parameters())
+        model.sdf.detail_enabled = True
+    else:
+        raise ValueError(f"unknown refinement_field {settings.refinement_field!r}; choose 'residual' or 'detail'")
+    before = copy.deepcopy(model.sdf).requires_grad_(False)
     frozen = [p for p in list(model.parameters()) + list(target_state.parameters())
-              if p.requires_grad and all(p is not d for d in detail)]
+              if p.requires_grad and all(p is not t for t in trainable)]
     for parameter in frozen:
         parameter.requires_grad_(False)
-    model.sdf.detail_enabled = True
-    optimiser = torch.optim.Adam(detail, lr=settings.refinement_learning_rate)
+    optimiser = torch.optim.Adam(trainable, lr=settings.refinement_learning_rate)
     terms: dict = {}
     try:
         for step in range(settings.refinement_steps):
             if step % settings.grid_refresh_steps == 0:
                 coarse = _coarse_sdf(model, settings)
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings, rng,
-                                            shape_grad=True, coarse_sdf=coarse, trainable=detail)
-            points = losses.random_points_in_ball(1024, 1.0, target_rgb.device)
-            loss = loss + settings.refinement_detail_weight * model.sdf.detail_offset(points).square().mean()
+                                            shape_grad=True, coarse_sdf=coarse, trainable=trainable)
+            points = losses.random_points_in_ball(2048, 1.0, target_rgb.device, generator=None)
+            change = (model.sdf(points) - before(points)).square().mean()
+            loss = loss + settings.refinement_change_weight * change
+            terms["sdf_change_rms_metres"] = change.detach().sqrt().item()
             guarded_step(optimiser, loss, skipped)
             on_step()
     finally:

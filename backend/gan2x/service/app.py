@@ -18,7 +18,8 @@ from .config import ServiceConfig
 from .datadir import DataDir
 from .errors import RequestBodyLimit, install_error_handlers
 from .generators import GeneratorAllowList
-from .scheduler import Scheduler, check_device, worker_devices
+from ..devices import check_device
+from .scheduler import Scheduler, worker_devices
 from .store import JobStore
 from .uploads import apply_pil_limits
 

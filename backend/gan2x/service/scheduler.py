@@ -42,27 +42,6 @@ POLL_INTERVAL_S = 0.25
 log = logging.getLogger("gan2x.service")
 
 
-def check_device(device: str) -> None:
-    """Raises ValueError, saying what to do, for a device the fits could not use."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this torch sees no CUDA device (torch {torch.__version__}, CUDA "
-                             f"build: {torch.version.cuda or 'no'}); install the CUDA build of torch (README, GPU "
-                             "machines) or use --device cpu")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
-    elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu")
-    elif parsed.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device {device}: fits run on cpu, cuda or mps")
-
-
 def worker_devices(device: str, workers: int) -> list[str]:
     """The device of each worker slot: ``cuda`` on a machine with k GPUs gives
     slot i ``cuda:(i mod k)``; any other device is shared by every slot."""

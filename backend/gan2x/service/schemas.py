@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..fit.schedule import PRESETS
+from ..fit.style_mixing import EXPLORATIONS
 
 SEED_RANGE = (0, 2 ** 32 - 1)
 TRUNCATION_RANGE = (0.0, 2.0)
@@ -29,6 +30,7 @@ GENERATOR_DESCRIPTION = ("a generator this service allows, by name: a built-in s
                          "synthetic:objects) or one its operator listed (gan2x serve --generator); "
                          "GET /v1/capabilities lists them, anything else is refused with 422")
 PresetName = Literal[tuple(PRESETS)]
+ExplorationName = Literal[EXPLORATIONS]
 
 
 class JobState(str, Enum):
@@ -89,6 +91,11 @@ class JobSettings(_Strict):
     pseudo_samples: int | None = Field(None, ge=PSEUDO_SAMPLES_RANGE[0], le=PSEUDO_SAMPLES_RANGE[1],
                                        description="pseudo samples rendered and projected in each exploration; "
                                                    "null: the preset's")
+    exploration: ExplorationName | None = Field(
+        None, description="how each exploration makes its pseudo samples: projection (the preset's), style_mixing "
+                          "(the generator's view layers swapped: generators with per-layer view latents, such as "
+                          "synthetic and stylegan2; others fail the job) or mixed (style mixing, then projection); "
+                          "null: the preset's")
     mesh_resolution: int = Field(192, ge=MESH_RESOLUTION_RANGE[0], le=MESH_RESOLUTION_RANGE[1],
                                  description="marching-cubes grid cells a side")
     texture_size: int = Field(1024, ge=TEXTURE_SIZE_RANGE[0], le=TEXTURE_SIZE_RANGE[1],

@@ -151,6 +151,8 @@ def _reconstruction_request(job: JobRecord, device: str, generator_spec: str):
     for name in ("stages", "pseudo_samples"):
         if settings.get(name) is not None:
             overrides[name] = int(settings[name])
+    if settings.get("exploration") is not None:
+        overrides["exploration"] = str(settings["exploration"])
     source = job.source
     extra = {}
     if source.get("kind") == "image":

@@ -86,6 +86,9 @@ class SyntheticGenerator(nn.Module):
     """
 
     img_channels = 3
+    view_layers = ROLE_LAYERS["view"][1]
+    """Style layers ws[:, :view_layers] that hold view and light (and only
+    them): what style-mixing exploration swaps (``gan2x.fit.style_mixing``)."""
 
     def __init__(self, category: str = "faces", resolution: int = 64, supersample: int = 2,
                  z_dim: int = 64, w_dim: int = 64, num_ws: int = 6,
