@@ -33,6 +33,10 @@ from .projection import project_to_generator
 from .style_mixing import ViewSearchGrid, check_exploration, explore_by_style_mixing
 
 
+REFINEMENT_FIELDS = ("residual", "detail")
+"""What shading-based refinement may change (``FitSettings.refinement_field``)."""
+
+
 @dataclass
 class FitSettings:
     stages: int = 2
@@ -103,8 +107,8 @@ class FitSettings:
 
 
 PRESETS: dict[str, FitSettings] = {
-    # What each costs (docs/performance.md, "Presets"): draft about 50 s of
-    # fitting at 64x64 on the 2-core CPU; standard and high several times that.
+    # What each costs (docs/performance.md, "Presets"): at 64x64 on the 2-core
+    # CPU draft 69 s of fitting, standard 347 s; high is meant for a GPU.
     "draft": FitSettings(specular_start_stage=1, refinement_steps=150),
     "standard": FitSettings(stages=3, target_steps=150, projection_steps=60, exploitation_steps=400,
                             pseudo_samples=8, rays_per_image=768, specular_start_stage=1, refinement_steps=300),
@@ -150,8 +154,9 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
     if settings.shading not in ("phong", "lambertian"):
         raise ValueError(f"unknown shading {settings.shading!r}; choose 'phong' or 'lambertian'")
-    if settings.refinement_field not in ("residual", "detail"):
-        raise ValueError(f"unknown refinement_field {settings.refinement_field!r}; choose 'residual' or 'detail'")
+    if settings.refinement_field not in REFINEMENT_FIELDS:
+        raise ValueError(f"unknown refinement_field {settings.refinement_field!r}; choose one of "
+                         f"{list(REFINEMENT_FIELDS)}")
     check_exploration(settings.exploration, generator)
     features = FitFeatureLoss.for_generator(generator, settings.feature_weight, settings.feature_every)
     if model is None:
@@ -210,7 +215,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
                 generator, target_ws, model, target_state, settings.pseudo_samples, rng,
                 ViewSearchGrid.for_ranges(settings.max_yaw_degrees, settings.max_pitch_degrees,
                                           settings.max_light_angle_degrees, min(32, resolution)), settings.sampling,
-                coarse_sdf=_coarse_sdf(model, settings))
+                coarse_sdf=coarse)  # the target fit's grid: the shape has not moved since
             pseudo_states, projected, start_ws = mixing.states, mixing.images, mixing.ws
             explored["view_search_l1"] = float(mixing.search.l1.mean())
         if settings.exploration == "style_mixing":
@@ -326,13 +331,11 @@ def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tenso
     distance since refinement began (a copy of the field taken at its start),
     which keeps the shape the exploitation found and lets only what the
     target's shading asks for move."""
-    if settings.refinement_field == "residual":
-        trainable = model.sdf.residual_parameters()
-    elif settings.refinement_field == "detail":
+    if settings.refinement_field == "detail":  # fit_target checked it is one of REFINEMENT_FIELDS
         trainable = list(model.sdf.detail.parameters())
         model.sdf.detail_enabled = True
     else:
-        raise ValueError(f"unknown refinement_field {settings.refinement_field!r}; choose 'residual' or 'detail'")
+        trainable = model.sdf.residual_parameters()
     before = copy.deepcopy(model.sdf).requires_grad_(False)
     frozen = [p for p in list(model.parameters()) + list(target_state.parameters())
               if p.requires_grad and all(p is not t for t in trainable)]
@@ -346,7 +349,7 @@ def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tenso
                 coarse = _coarse_sdf(model, settings)
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings, rng,
                                             shape_grad=True, coarse_sdf=coarse, trainable=trainable)
-            points = losses.random_points_in_ball(2048, 1.0, target_rgb.device, generator=None)
+            points = losses.random_points_in_ball(2048, 1.0, target_rgb.device)
             change = (model.sdf(points) - before(points)).square().mean()
             loss = loss + settings.refinement_change_weight * change
             terms["sdf_change_rms_metres"] = change.detach().sqrt().item()
