@@ -9,6 +9,10 @@ it leaves elsewhere (about 0.01 for the draft preset at 64x64;
 docs/benchmark.md).
 
     .venv/bin/python benchmarks/specular_signal.py --seeds 1,2,3
+    .venv/bin/python benchmarks/specular_signal.py --seeds 1000,1001,1002 --highlight-scale 4
+
+``--highlight-scale`` multiplies the generator's ks (``SyntheticGenerator``),
+as ``gan2x bench --highlight-scale`` does.
 """
 from __future__ import annotations
 
@@ -40,11 +44,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--categories", default="faces,objects")
     parser.add_argument("--entanglement", type=float, default=DEFAULT_ENTANGLEMENT)
+    parser.add_argument("--highlight-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
     print("| category | seed | mean sRGB difference | pixels > 0.02 | pixels > 0.1 | mean ks |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for category in args.categories.split(","):
-        generator = load_generator(f"synthetic:{category}", entanglement=args.entanglement)
+        generator = load_generator(f"synthetic:{category}", entanglement=args.entanglement,
+                                   highlight_scale=args.highlight_scale)
         for seed in (int(s) for s in args.seeds.split(",")):
             v = specular_signal(generator, seed)
             print(f"| {category} | {seed} | {v['mean_srgb_difference']:.4f} | {100 * v['above_0.02']:.1f}% | "

@@ -297,7 +297,8 @@ def command_bench(args) -> int:
                                       on_record=on_record)
     else:
         results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record,
-                            entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0)
+                            entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0,
+                            highlight_scale=args.highlight_scale)
     figure_rows = results.pop("figure_rows")
     bar.close()
     if args.generator is not None:
@@ -308,7 +309,8 @@ def command_bench(args) -> int:
                                note="n/a: needs ground truth; without it, target dB is over the whole image "
                                     "(docs/benchmark.md, \"Other generators\").")
     else:
-        results["settings"] = {"preset": args.preset, "entanglement": args.entanglement, "seeds": seeds,
+        results["settings"] = {"preset": args.preset, "entanglement": args.entanglement,
+                               "highlight_scale": args.highlight_scale, "seeds": seeds,
                                "categories": categories, "rows": rows,
                                "device": args.device, "seconds": time.perf_counter() - started,
                                "fit": settings.to_dict()}
@@ -392,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
     bench.add_argument("--entanglement", type=float, default=0.15,
                        help="identity drift of the built-in generator with view and light, 0..1 (default: 0.15)")
+    bench.add_argument("--highlight-scale", type=float, default=1.0,
+                       help="multiply every specular intensity of the built-in generator's samples (clamped to 1): "
+                            "a diagnostic of how strong highlights must be for the fit to use them (default: 1, "
+                            "the generator as designed)")
     bench.add_argument("--refinement-steps", type=int, default=None,
                        help="shading-based refinement steps (default: the preset's, 150 for draft; 0 turns it off)")
     _add_exploration_argument(bench)

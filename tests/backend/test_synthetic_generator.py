@@ -435,3 +435,33 @@ def test_entanglement_drifts_identity_with_view_and_leaves_samples_alone_at_zero
                        .synthesis(ws), plain.synthesis(ws))
     with pytest.raises(ValueError, match="entanglement"):
         load_generator("synthetic:faces", entanglement=2.0)
+
+
+@pytest.mark.parametrize("category", ["faces", "objects"])
+def test_highlight_scale_multiplies_the_specular_intensity_and_nothing_else(category):
+    spec = f"synthetic:{category}"
+    plain = load_generator(spec, resolution=24, supersample=1)
+    ws = plain.mapping(plain.z_from_seed(3))
+    truth = plain.ground_truth(ws)
+    for scale in (0.0, 2.0):
+        scaled = load_generator(spec, resolution=24, supersample=1, highlight_scale=scale).ground_truth(ws)
+        # the base's and every patch's ks are scaled and clamped to 1 before they blend
+        if scale == 0.0:
+            assert (scaled["specular"] == 0).all()
+        else:
+            assert (scaled["specular"] >= truth["specular"] - 1e-6).all()
+            assert (scaled["specular"] <= scale * truth["specular"] + 1e-6).all()
+            assert scaled["specular"].sum() > 0.75 * scale * truth["specular"].sum()
+        for name in ("depth", "normal", "albedo", "shininess", "mask"):
+            assert torch.equal(scaled[name], truth[name]), name
+        hit = truth["mask"][0] > 0
+        if scale == 0.0:  # no highlights: the image can only get darker where there were any
+            assert (scaled["image"] <= truth["image"] + 1e-6).all()
+        else:
+            assert (scaled["image"] >= truth["image"] - 1e-6).all() and \
+                (scaled["image"] - truth["image"])[:, :, hit].abs().max() > 0.01
+    assert torch.equal(load_generator(spec, resolution=24, supersample=1, highlight_scale=1.0).synthesis(ws),
+                       plain.synthesis(ws))
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="highlight_scale"):
+            load_generator(spec, highlight_scale=bad)

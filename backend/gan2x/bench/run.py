@@ -117,13 +117,15 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
 
 def run_bench(categories, seeds, rows, settings: FitSettings, device,
               on_record: Callable[[str, dict], None] | None = None,
-              entanglement: float = DEFAULT_ENTANGLEMENT, figure_seeds: int = 0) -> dict:
+              entanglement: float = DEFAULT_ENTANGLEMENT, figure_seeds: int = 0,
+              highlight_scale: float = 1.0) -> dict:
     """Every (category, seed, row); returns ``{"records": {category: [...]},
     "summary": {category: {row: {metric: {"mean", "std"}}}}, "figure_rows":
     [(label, panels)]}`` (figure rows of the first ``figure_seeds`` seeds of
     each category, from the ``full`` row; not JSON)."""
     loaders = {category: lambda category=category: load_generator(f"synthetic:{category}", device=device,
-                                                                  entanglement=entanglement)
+                                                                  entanglement=entanglement,
+                                                                  highlight_scale=highlight_scale)
                for category in categories}
     return _run(loaders, seeds, rows, settings, device, on_record, figure_seeds)
 

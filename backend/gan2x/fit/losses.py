@@ -17,9 +17,16 @@ def random_points_in_ball(count: int, radius: float, device, generator=None) -> 
     return direction * r
 
 
-def material_smoothness(material_field, points: torch.Tensor, step_metres: float = 0.02) -> torch.Tensor:
-    """L1 difference of the material maps between points and jittered copies."""
-    jitter = step_metres * torch.randn_like(points)
+def _jitter(points: torch.Tensor, step_metres: float, generator) -> torch.Tensor:
+    """Gaussian offsets of ``step_metres`` standard deviation, shaped like points."""
+    return step_metres * torch.randn(points.shape, dtype=points.dtype, device=points.device, generator=generator)
+
+
+def material_smoothness(material_field, points: torch.Tensor, step_metres: float = 0.02,
+                        generator=None) -> torch.Tensor:
+    """L1 difference of the material maps between points and jittered copies
+    (``generator``: the torch.Generator of the jitter, on the points' device)."""
+    jitter = _jitter(points, step_metres, generator)
     here, there = material_field(points), material_field(points + jitter)
     return ((here["albedo"] - there["albedo"]).abs().mean()
             + (here["specular"] - there["specular"]).abs().mean()
@@ -27,8 +34,9 @@ def material_smoothness(material_field, points: torch.Tensor, step_metres: float
 
 
 def normal_smoothness(sdf_field, points: torch.Tensor, normal: torch.Tensor,
-                      step_metres: float = 0.02) -> torch.Tensor:
-    """1 - cos between normals at points and at jittered copies."""
-    _, gradient = sdf_field.with_gradient(points + step_metres * torch.randn_like(points))
+                      step_metres: float = 0.02, generator=None) -> torch.Tensor:
+    """1 - cos between normals at points and at jittered copies (``generator``
+    as in ``material_smoothness``)."""
+    _, gradient = sdf_field.with_gradient(points + _jitter(points, step_metres, generator))
     jittered = gradient / gradient.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     return (1.0 - (normal * jittered).sum(-1)).mean()

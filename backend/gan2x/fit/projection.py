@@ -53,7 +53,7 @@ def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torc
         if use_features:
             features = feature_loss(images, pseudo_images, wanted_features).mean()
             loss = loss + feature_weight * features
-        if record is not None:
+        if record is not None and step == steps - 1:  # read back once, not every step
             record["projection_l1"] = float(l1.detach())
             if use_features:
                 record["projection_features"] = float(features.detach())

@@ -51,7 +51,12 @@ class FitSettings:
     offset_weight: float = 0.01
     learning_rate: float = 5e-3
     eikonal_weight: float = 0.1
-    specular_sparsity_weight: float = 0.01
+    specular_sparsity_weight: float = 0.0
+    """Weight of the mean ks of the surface points seen (an L1 sparsity prior
+    on the specular intensity). Off by default: on the tuning seeds it kept
+    ks near zero even where highlights are plain, and without it the fit
+    had lower MAD and albedo error (docs/benchmark.md, "The
+    specular-sparsity prior, and how strong highlights must be")."""
     material_smoothness_weight: float = 0.05
     normal_smoothness_weight: float = 0.02
     target_weight: float = 2.0
@@ -151,7 +156,12 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
     last stage and before refinement (the benchmark's ablation row)."""
     device = target_image.device
     resolution = target_image.shape[-1]
+    # All of the fit's randomness comes from settings.seed, none from torch's
+    # global generator (which torch seeds differently in every process): rng
+    # (CPU) draws pixels and pseudo-sample views, noise (on the device) the
+    # regularisers' points and jitter.
     rng = torch.Generator(device="cpu").manual_seed(settings.seed)
+    noise = torch.Generator(device=device).manual_seed(settings.seed)
     if settings.shading not in ("phong", "lambertian"):
         raise ValueError(f"unknown shading {settings.shading!r}; choose 'phong' or 'lambertian'")
     if settings.refinement_field not in REFINEMENT_FIELDS:
@@ -198,10 +208,10 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
             model.materials.max_specular = 0.0 if stage < lambertian_stages else 1.0
         for _ in range(settings.target_steps):
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings,
-                                            rng, shape_grad=False, coarse_sdf=coarse, features=features)
+                                            rng, noise, shape_grad=False, coarse_sdf=coarse, features=features)
             guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: target fit")
-        history.append({"stage": stage + 1, "step": "target_fit", **terms})
+        history.append({"stage": stage + 1, "step": "target_fit", **_read_back(terms)})
         timings["target_fit"] += time.perf_counter() - start
 
         # Step 2: exploration.
@@ -251,20 +261,20 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
         for step in range(settings.exploitation_steps):
             if step % settings.grid_refresh_steps == 0:
                 coarse = _coarse_sdf(model, settings)
-            loss, terms = _photometric_step(model, states, images_rgb, resolution, settings, rng,
+            loss, terms = _photometric_step(model, states, images_rgb, resolution, settings, rng, noise,
                                             shape_grad=True, coarse_sdf=coarse, features=features)
             guarded_step(optimiser, loss, skipped)
             tick(f"stage {stage + 1}: exploitation")
-        history.append({"stage": stage + 1, "step": "exploitation", **terms})
+        history.append({"stage": stage + 1, "step": "exploitation", **_read_back(terms)})
         timings["exploitation"] += time.perf_counter() - start
 
     if before_refinement is not None:
         before_refinement(model, target_state)
     if settings.refinement_steps > 0:
         start = time.perf_counter()
-        terms = _refine(model, target_state, target_rgb, resolution, settings, rng,
+        terms = _refine(model, target_state, target_rgb, resolution, settings, rng, noise,
                         on_step=lambda: tick("refinement"), skipped=skipped)
-        history.append({"stage": settings.stages, "step": "refinement", **terms})
+        history.append({"stage": settings.stages, "step": "refinement", **_read_back(terms)})
         timings["refinement"] = time.perf_counter() - start
 
     return FitResult(model=model, target_state=target_state, pseudo_states=pseudo_states,
@@ -273,10 +283,14 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
 
 
 def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
-                      resolution: int, settings: FitSettings, rng: torch.Generator, shape_grad: bool,
+                      resolution: int, settings: FitSettings, rng: torch.Generator, noise: torch.Generator,
+                      shape_grad: bool,
                       coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None):
     """One loss evaluation on a random subset of pixels of every image.
-    images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. ``trainable``: the shape
+    images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. Returns (loss, terms):
+    the terms are detached 0-d tensors, left on the device (``_read_back``
+    turns the last step's into floats for the history), so a step never
+    waits for the device to report them. ``trainable``: the shape
     parameters that learn (default: all of them); the others keep their
     ``requires_grad``. ``features`` (fit/features.py): adds the weighted
     discriminator feature distance of each image's composite (term
@@ -296,32 +310,32 @@ def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: t
     per_image = (out["rgb"] - expected).abs().mean(dim=(1, 2))
     photometric = (per_image * weights).sum() / weights.sum()
     surface = out["points"].reshape(-1, 3)
-    terms = {"photometric": photometric.item()}
+    terms = {"photometric": photometric.detach()}
     loss = photometric
     feature = features(out["rgb"], pixel_ids, images_rgb, resolution) if features is not None else None
     if feature is not None:
         feature = (feature * weights).sum() / weights.sum()
         loss = loss + features.weight * feature
-        terms["features"] = feature.item()
+        terms["features"] = feature.detach()
     loss = loss + settings.specular_sparsity_weight * out["specular"].mean()
-    smooth = losses.material_smoothness(model.materials, surface.detach())
+    smooth = losses.material_smoothness(model.materials, surface.detach(), generator=noise)
     loss = loss + settings.material_smoothness_weight * smooth
     if shape_grad:
-        free = losses.random_points_in_ball(1024, 1.0, device)
+        free = losses.random_points_in_ball(1024, 1.0, device, generator=noise)
         _, free_gradient = model.sdf.with_gradient(free)
         eik = losses.eikonal(torch.cat([out["sdf_gradient"].reshape(-1, 3), free_gradient]))
         normal_smooth = losses.normal_smoothness(model.sdf, surface[:512].detach(),
-                                                 out["normal"].reshape(-1, 3)[:512])
+                                                 out["normal"].reshape(-1, 3)[:512], generator=noise)
         loss = loss + settings.eikonal_weight * eik + settings.normal_smoothness_weight * normal_smooth
-        terms["eikonal"] = eik.item()
+        terms["eikonal"] = eik.detach()
     for parameter in shape:
         parameter.requires_grad_(True)
-    terms["loss"] = loss.item()
+    terms["loss"] = loss.detach()
     return loss, terms
 
 
 def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tensor, resolution: int,
-            settings: FitSettings, rng: torch.Generator, on_step: Callable[[], None],
+            settings: FitSettings, rng: torch.Generator, noise: torch.Generator, on_step: Callable[[], None],
             skipped: list[int]) -> dict:
     """Shading-based refinement (METHOD.md section 3, step 5) on the target
     alone: materials, light, camera and density frozen; only the shape field
@@ -348,17 +362,22 @@ def _refine(model: AssetModel, target_state: ImageState, target_rgb: torch.Tenso
             if step % settings.grid_refresh_steps == 0:
                 coarse = _coarse_sdf(model, settings)
             loss, terms = _photometric_step(model, [target_state], target_rgb[None], resolution, settings, rng,
-                                            shape_grad=True, coarse_sdf=coarse, trainable=trainable)
-            points = losses.random_points_in_ball(2048, 1.0, target_rgb.device)
+                                            noise, shape_grad=True, coarse_sdf=coarse, trainable=trainable)
+            points = losses.random_points_in_ball(2048, 1.0, target_rgb.device, generator=noise)
             change = (model.sdf(points) - before(points)).square().mean()
             loss = loss + settings.refinement_change_weight * change
-            terms["sdf_change_rms_metres"] = change.detach().sqrt().item()
+            terms["sdf_change_rms_metres"] = change.detach().sqrt()
             guarded_step(optimiser, loss, skipped)
             on_step()
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
     return terms
+
+
+def _read_back(terms: dict) -> dict:
+    """A step's terms (0-d tensors, on the fit's device) as floats."""
+    return {name: float(value) for name, value in terms.items()}
 
 
 def _coarse_sdf(model: AssetModel, settings: FitSettings):

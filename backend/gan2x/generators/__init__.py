@@ -32,7 +32,8 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
     options (synthetic): resolution (default 64), supersample (default 2),
         march_steps, bisections, entanglement (default 0: view and light
         latents leave the identity alone; the benchmark uses
-        ``bench.run.DEFAULT_ENTANGLEMENT``).
+        ``bench.run.DEFAULT_ENTANGLEMENT``), highlight_scale (default 1:
+        multiplies every ks, a benchmark diagnostic).
     options (stylegan2): noise_mode ("const", "random", "none"), fused
         (fast path, default True), with_discriminator (default True),
         view_layers (default 4).
@@ -73,7 +74,7 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
     from .synthetic import SyntheticGenerator
 
     category = name.split(":", 1)[1] if ":" in name else "faces"
-    allowed = {"resolution", "supersample", "march_steps", "bisections", "entanglement"}
+    allowed = {"resolution", "supersample", "march_steps", "bisections", "entanglement", "highlight_scale"}
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"unknown options for {spec!r}: {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -147,15 +147,15 @@ def invert_image(generator, target: Tensor, settings: InversionSettings | None =
         for _ in range(steps):
             images = generator.synthesis(expand(latent))
             loss = image_loss(images, target, settings.pyramid_weight)
-            terms = {"image": float(loss.detach())}
+            terms = {"image": loss.detach()}  # read back once, after the stage
             if feature_loss is not None:
                 features = feature_loss(images, target, target_features).mean()
                 loss = loss + settings.feature_weight * features
-                terms["features"] = float(features.detach())
+                terms["features"] = features.detach()
             if noises:
                 regulariser = noise_regulariser(list(noises))
                 loss = loss + settings.noise_weight * regulariser
-                terms["noise"] = float(regulariser.detach())
+                terms["noise"] = regulariser.detach()
             guarded_step(optimiser, loss, skipped)
             with torch.no_grad():
                 for noise in noises:
@@ -163,7 +163,7 @@ def invert_image(generator, target: Tensor, settings: InversionSettings | None =
             done += 1
             if progress is not None:
                 progress(f"inversion ({name})", done, total)
-        history.append({"stage": name, **terms})
+        history.append({"stage": name, **{key: float(value) for key, value in terms.items()}})
 
     try:
         with torch.no_grad():
