@@ -64,6 +64,19 @@ class ImageState(nn.Module):
         return [self.background_logit]
 
 
+def pseudo_state(target_state: ImageState, yaw: float, pitch: float,
+                 towards_light=(0.0, 0.0, 1.0)) -> ImageState:
+    """A pseudo sample's state: camera at (yaw, pitch) radians, light
+    ``towards_light`` (world frame), and the target's ambient, diffuse and
+    background as its start; on the target's device."""
+    state = ImageState(yaw=yaw, pitch=pitch, towards_light=towards_light,
+                       ambient=float(target_state.ambient().detach()),
+                       diffuse=float(target_state.diffuse().detach()))
+    with torch.no_grad():
+        state.background_logit.copy_(target_state.background_logit)
+    return state.to(target_state.background_logit.device)
+
+
 def stack_lights(states: list[ImageState]):
     """towards_light [B, 3], ambient [B], diffuse [B]."""
     return (torch.stack([s.towards_light() for s in states]),

@@ -27,7 +27,7 @@ from ..render.volume import SamplingSettings, SDFGridCache
 from . import losses
 from .asset_model import AssetModel
 from .features import FitFeatureLoss
-from .image_state import ImageState, random_light_in_camera
+from .image_state import ImageState, pseudo_state, random_light_in_camera
 from .optim import guarded_step
 from .projection import project_to_generator
 from .style_mixing import ViewSearchGrid, check_exploration, explore_by_style_mixing
@@ -219,7 +219,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
         explored: dict = {"stage": stage + 1, "step": "exploration", "exploration": settings.exploration}
         start_ws = target_ws
         if settings.exploration == "projection":
-            pseudo_states = _sample_pseudo_states(target_state, settings, rng, device)
+            pseudo_states = _sample_pseudo_states(target_state, settings, rng)
         else:  # style mixing (fit/style_mixing.py): the generator draws the views, a coarse search finds them
             mixing = explore_by_style_mixing(
                 generator, target_ws, model, target_state, settings.pseudo_samples, rng,
@@ -284,8 +284,8 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
 
 def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
                       resolution: int, settings: FitSettings, rng: torch.Generator, noise: torch.Generator,
-                      shape_grad: bool,
-                      coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None):
+                      shape_grad: bool, coarse_sdf=None, trainable: list | None = None,
+                      features: FitFeatureLoss | None = None):
     """One loss evaluation on a random subset of pixels of every image.
     images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. Returns (loss, terms):
     the terms are detached 0-d tensors, left on the device (``_read_back``
@@ -317,7 +317,8 @@ def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: t
         feature = (feature * weights).sum() / weights.sum()
         loss = loss + features.weight * feature
         terms["features"] = feature.detach()
-    loss = loss + settings.specular_sparsity_weight * out["specular"].mean()
+    if settings.specular_sparsity_weight > 0:
+        loss = loss + settings.specular_sparsity_weight * out["specular"].mean()
     smooth = losses.material_smoothness(model.materials, surface.detach(), generator=noise)
     loss = loss + settings.material_smoothness_weight * smooth
     if shape_grad:
@@ -386,19 +387,17 @@ def _coarse_sdf(model: AssetModel, settings: FitSettings):
     return SDFGridCache(model.sdf, settings.sampling.coarse_grid)
 
 
-def _sample_pseudo_states(target_state: ImageState, settings: FitSettings, rng: torch.Generator,
-                          device) -> list[ImageState]:
+def _sample_pseudo_states(target_state: ImageState, settings: FitSettings,
+                          rng: torch.Generator) -> list[ImageState]:
     states = []
     for _ in range(settings.pseudo_samples):
         yaw = math.radians(settings.max_yaw_degrees) * (2 * torch.rand((), generator=rng).item() - 1)
         pitch = math.radians(settings.max_pitch_degrees) * (2 * torch.rand((), generator=rng).item() - 1)
-        state = ImageState(yaw=yaw, pitch=pitch, ambient=float(target_state.ambient().detach()),
-                           diffuse=float(target_state.diffuse().detach()))
+        state = pseudo_state(target_state, yaw, pitch)
         with torch.no_grad():
             state.light_vector.copy_(random_light_in_camera(rng, state.world_from_camera().detach().cpu(),
                                                             settings.max_light_angle_degrees))
-            state.background_logit.copy_(target_state.background_logit)
-        states.append(state.to(device))
+        states.append(state)
     return states
 
 

@@ -35,7 +35,7 @@ from ..render.cameras import camera_rays, orbit_world_from_camera, pixel_directi
 from ..render.phong import phong
 from ..render.volume import SamplingSettings
 from .asset_model import AssetModel
-from .image_state import ImageState
+from .image_state import ImageState, pseudo_state
 
 Tensor = torch.Tensor
 
@@ -151,12 +151,7 @@ def coarse_view_search(model: AssetModel, target_state: ImageState, images: Tens
     yaws = torch.tensor([math.radians(y) for y in grid.yaw_degrees for _ in grid.pitch_degrees])
     pitches = torch.tensor([math.radians(p) for _ in grid.yaw_degrees for p in grid.pitch_degrees])
     ambient, diffuse = float(target_state.ambient().detach()), float(target_state.diffuse().detach())
-    states = []
-    for yaw, pitch in zip(yaws.tolist(), pitches.tolist()):
-        state = ImageState(yaw=yaw, pitch=pitch, ambient=ambient, diffuse=diffuse)
-        with torch.no_grad():
-            state.background_logit.copy_(target_state.background_logit)
-        states.append(state.to(device))
+    states = [pseudo_state(target_state, yaw, pitch) for yaw, pitch in zip(yaws.tolist(), pitches.tolist())]
     cameras = len(states)
     pixel_ids = torch.arange(size * size, device=device)[None].expand(cameras, -1)
     out = model.render_pixels(states, pixel_ids, size, sampling, create_graph=False,  # needs autograd on
@@ -203,14 +198,6 @@ def explore_by_style_mixing(generator, target_ws: Tensor, model: AssetModel, tar
     with torch.no_grad():
         images = generator.synthesis(ws)
     search = coarse_view_search(model, target_state, images, grid, sampling, coarse_sdf)
-    device = images.device
-    states = []
-    for index in range(count):
-        state = ImageState(yaw=float(search.yaw[index]), pitch=float(search.pitch[index]),
-                           towards_light=tuple(float(v) for v in search.towards_light[index]),
-                           ambient=float(target_state.ambient().detach()),
-                           diffuse=float(target_state.diffuse().detach()))
-        with torch.no_grad():
-            state.background_logit.copy_(target_state.background_logit)
-        states.append(state.to(device))
+    states = [pseudo_state(target_state, yaw, pitch, tuple(light))
+              for yaw, pitch, light in zip(search.yaw.tolist(), search.pitch.tolist(), search.towards_light.tolist())]
     return StyleMixingResult(images=images.detach(), ws=ws, states=states, search=search)
