@@ -42,6 +42,32 @@ def test_a_listed_generator_is_allowed_by_name_or_exact_spec_and_nothing_else():
         GeneratorAllowList([parse_generator_option("synthetic=stylegan2:/x.pkl")])
 
 
+def test_a_listed_dcgan_state_dict_is_allowed_and_loaded_at_start(tmp_path):
+    import torch
+    from torch import nn
+
+    holder = nn.Module()  # the DCGAN tutorial's generator at 32 px, nz 8, ngf 4, random weights
+    holder.main = nn.Sequential(
+        nn.ConvTranspose2d(8, 16, 4, 1, 0, bias=False), nn.BatchNorm2d(16), nn.ReLU(True),
+        nn.ConvTranspose2d(16, 8, 4, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(True),
+        nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(True),
+        nn.ConvTranspose2d(4, 3, 4, 2, 1, bias=False), nn.Tanh())
+    checkpoint = tmp_path / "netG.pth"
+    torch.save({"netG_state_dict": holder.state_dict()}, checkpoint)
+    entry = parse_generator_option(f"faces=dcgan:{checkpoint}")
+    assert (entry.name, entry.spec, entry.kind) == ("faces", f"dcgan:{checkpoint}", "dcgan")
+    allowed = GeneratorAllowList([entry])
+    assert allowed.resolve("faces") == allowed.resolve(f"dcgan:{checkpoint}") == f"dcgan:{checkpoint}"
+    assert allowed.resolve(f"dcgan:{tmp_path / 'other.pth'}") is None
+    assert allowed.check()["faces"] == 32
+    with pytest.raises(ValueError, match="NAME=SPEC"):
+        parse_generator_option("faces=dcgan:")
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"--generator broken=dcgan:{empty}: cannot load it: .*is empty"):
+        GeneratorAllowList([parse_generator_option(f"broken=dcgan:{empty}")]).check()
+
+
 def test_a_listed_stylegan2_checkpoint_runs_jobs_and_anything_unlisted_is_422(start_service, tmp_path):
     checkpoint = tmp_path / "tiny.pkl"
     checkpoints.write_nvidia_pickle(checkpoint, seed=1)

@@ -5,6 +5,7 @@
 
     synthetic[:faces|objects]   the built-in procedural generator (``KNOWN_SPECS``)
     stylegan2:PATH              a StyleGAN2 checkpoint (NVIDIA pickle, rosinality .pt, gan2x safetensors)
+    dcgan:PATH                  a DCGAN generator state dict (PyTorch's DCGAN tutorial architecture)
     torchscript:PATH            a TorchScript module z -> image (sizes from the module or PATH.json)
     python:MODULE:CALLABLE      your own code returning a protocol generator
 """
@@ -18,11 +19,11 @@ from .protocol import Generator
 KNOWN_SPECS = ("synthetic", "synthetic:faces", "synthetic:objects")
 """The built-in spec strings ("synthetic" means "synthetic:faces")."""
 
-SPEC_FORMS = ("synthetic", "synthetic:faces", "synthetic:objects", "stylegan2:PATH", "torchscript:PATH",
-              "python:MODULE:CALLABLE")
+SPEC_FORMS = ("synthetic", "synthetic:faces", "synthetic:objects", "stylegan2:PATH", "dcgan:PATH",
+              "torchscript:PATH", "python:MODULE:CALLABLE")
 """Every form of spec ``load_generator`` accepts."""
 
-FILE_SPEC_PREFIXES = ("stylegan2:", "torchscript:", "python:")
+FILE_SPEC_PREFIXES = ("stylegan2:", "dcgan:", "torchscript:", "python:")
 
 
 def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Module:
@@ -47,12 +48,12 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
         raise ValueError(f"generator spec must be a string; forms: {', '.join(SPEC_FORMS)}")
     name = spec.strip()
     kind, _, target = name.partition(":")
-    if kind in ("stylegan2", "torchscript", "python"):
+    if kind in ("stylegan2", "dcgan", "torchscript", "python"):
         if not target:
             raise ValueError(f"generator spec {spec!r} needs a target: {kind}:PATH"
                              + ("" if kind != "python" else " (python:MODULE:CALLABLE)"))
         allowed = {"stylegan2": {"noise_mode", "fused", "with_discriminator", "view_layers"},
-                   "torchscript": set(), "python": None}[kind]
+                   "dcgan": set(), "torchscript": set(), "python": None}[kind]
         if allowed is not None and set(options) - allowed:
             raise ValueError(f"unknown options for {spec!r}: {sorted(set(options) - allowed)}; "
                              f"allowed: {sorted(allowed)}")
@@ -60,6 +61,10 @@ def load_generator(spec: str = "synthetic", device="cpu", **options) -> nn.Modul
             from .stylegan2 import load_stylegan2
 
             generator = load_stylegan2(target, spec=name, **options)
+        elif kind == "dcgan":
+            from .dcgan import load_dcgan
+
+            generator = load_dcgan(target, spec=name)
         elif kind == "torchscript":
             from .torchscript import load_torchscript
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 """A short name for a listed spec: letters, digits, ``.``, ``_``, ``-`` (no
 ``:`` or ``/``, so a name never reads as a spec)."""
-FILE_KINDS = ("stylegan2", "torchscript", "python")
+FILE_KINDS = ("stylegan2", "dcgan", "torchscript", "python")
 
 
 def _known_specs() -> tuple[str, ...]:
@@ -56,7 +56,7 @@ def parse_generator_option(text: str) -> ListedGenerator:
     kind, _, target = spec.partition(":")
     if kind not in ("synthetic", *FILE_KINDS) or (kind in FILE_KINDS and not target.strip()):
         raise ValueError(f"--generator {text!r}: write SPEC or NAME=SPEC, where SPEC is one of synthetic[:faces|"
-                         "objects], stylegan2:PATH, torchscript:PATH, python:MODULE:CALLABLE (docs/generators.md)")
+                         "objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH, python:MODULE:CALLABLE (docs/generators.md)")
     return ListedGenerator(name=name, spec=spec)
 
 
