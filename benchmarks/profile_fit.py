@@ -14,6 +14,10 @@ skips the fit and times those parts on the ellipsoid prior.
     .venv/bin/python benchmarks/profile_fit.py --preset standard --resolution 128 --device cuda
     .venv/bin/python benchmarks/profile_fit.py --export-only --mesh-resolution 256 --texture-size 1024
 
+``--steps-scale 0.05`` multiplies the preset's step counts, as ``gan2x fit
+--steps-scale`` does: a smoke run of the script (benchmarks/gpu_check.sh
+--tiny), not a figure to keep.
+
 ``--json PATH`` also writes the figures. docs/performance.md keeps its
 output with the command and the machine.
 """
@@ -34,7 +38,8 @@ import torch
 from gan2x.devices import DEVICE_HELP, resolve_device
 from gan2x.export.bundle import MANIFEST_NAME
 from gan2x.fit.asset_model import AssetModel
-from gan2x.pipeline import ExportSettings, ReconstructionRequest, reconstruct
+from gan2x.pipeline import (ExportSettings, ReconstructionRequest, reconstruct, scaled_consistency_overrides,
+                            scaled_step_overrides)
 
 STAGES = ("generator", "target_fit", "exploration", "exploitation", "refinement", "evaluation", "export")
 
@@ -100,6 +105,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mesh-resolution", type=int, default=256)
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--export-only", action="store_true", help="time only the export parts, on the prior")
+    parser.add_argument("--steps-scale", type=float, default=1.0,
+                        help="multiply every step count of the preset and the consistency metric's, as gan2x fit "
+                             "--steps-scale (e.g. 0.05 for a smoke run; default: 1)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
@@ -110,13 +118,18 @@ def main(argv=None) -> int:
                            "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None},
                "settings": {"generator": args.generator, "seed": args.seed, "preset": args.preset,
                             "resolution": args.resolution, "mesh_resolution": args.mesh_resolution,
-                            "texture_size": args.texture_size}}
+                            "texture_size": args.texture_size, "steps_scale": args.steps_scale}}
     if args.export_only:
         model = AssetModel().to(device)
     else:
         options = {"resolution": args.resolution} if args.generator.startswith("synthetic") else {}
+        scaled = args.steps_scale != 1.0
         request = ReconstructionRequest(generator=args.generator, seed=args.seed, preset=args.preset, device=device,
                                         generator_options=options,
+                                        fit_overrides=scaled_step_overrides(args.preset, args.steps_scale) if scaled
+                                        else {},
+                                        consistency_overrides=scaled_consistency_overrides(args.steps_scale) if scaled
+                                        else {},
                                         export=ExportSettings(mesh_resolution=args.mesh_resolution,
                                                               texture_size=args.texture_size))
         with tempfile.TemporaryDirectory() as out:

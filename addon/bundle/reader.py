@@ -87,6 +87,10 @@ class Bundle:
     vertices [N, 3] float32 metres, normals [N, 3] float32, uvs [N, 2]
     float32 (origin bottom-left), faces [M, 3] int32. Paths are absolute.
 
+    ``images`` holds the required images (target, rerender, mask);
+    ``report_path`` the optional report picture (images/report.png), None
+    when the bundle names none.
+
     A bundle read from a .zip lives in a temporary directory that ``close()``
     (or leaving a ``with`` block, or garbage collection) removes; import it
     (which packs its images into the .blend) before closing."""
@@ -108,6 +112,7 @@ class Bundle:
     provenance: dict
     latent_path: Path | None = None
     source: Path | None = None
+    report_path: Path | None = None
     _cleanup: Any = field(default=None, repr=False)
 
     @property
@@ -384,6 +389,7 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
 
     images_info = reader.value(manifest, "images", "object")
     images = {name: reader.file(images_info, name, "images.") for name in IMAGE_NAMES}
+    report_path = reader.file(images_info, "report", "images.") if "report" in images_info else None
     glb_path = reader.file(manifest, "glb")
 
     provenance = reader.value(manifest, "provenance", "object")
@@ -423,6 +429,7 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
         provenance=provenance,
         latent_path=latent_path,
         source=source,
+        report_path=report_path,
     )
 
 

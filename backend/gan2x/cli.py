@@ -34,8 +34,8 @@ def _progress_bar(total_label: str = "fit"):
 
 def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--generator", default="synthetic",
-                        help="generator spec: synthetic[:faces|objects], stylegan2:PATH, torchscript:PATH or "
-                             "python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
+                        help="generator spec: synthetic[:faces|objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH "
+                             "or python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
     parser.add_argument("--seed", type=int, default=2,
                         help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
     parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
@@ -45,7 +45,8 @@ def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--mesh-resolution", type=int, default=192, help="marching-cubes grid (default: 192)")
     parser.add_argument("--texture-size", type=int, default=1024, help="texture size in pixels (default: 1024)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
-                        help="multiply every step count of the preset (e.g. 0.1 for a smoke test)")
+                        help="multiply every step count of the preset, and the novel-view consistency "
+                             "metric's projection steps (e.g. 0.1 for a smoke test)")
     _add_exploration_argument(parser)
 
 
@@ -74,13 +75,15 @@ def _add_image_arguments(parser: argparse.ArgumentParser):
 
 
 def _request(args):
-    from .pipeline import (ExportSettings, ReconstructionRequest, scaled_inversion_overrides,
-                           scaled_step_overrides)
+    from .pipeline import (ExportSettings, ReconstructionRequest, scaled_consistency_overrides,
+                           scaled_inversion_overrides, scaled_step_overrides)
 
     overrides = scaled_step_overrides(args.preset, args.steps_scale) if args.steps_scale != 1.0 else {}
     if args.exploration is not None:
         overrides["exploration"] = args.exploration
     extra = {}
+    if args.steps_scale != 1.0:
+        extra["consistency_overrides"] = scaled_consistency_overrides(args.steps_scale)
     if getattr(args, "image", None):
         from .invert import CropSettings
 
@@ -101,7 +104,18 @@ def _print_metrics(metrics: dict):
     if "inversion_psnr_db" in metrics:
         print(f"  inversion PSNR vs photo: {metrics['inversion_psnr_db']:.2f} dB "
               f"(W only: {metrics['inversion_w_psnr_db']:.2f} dB)")
-    print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB")
+    print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB, "
+          f"SSIM {metrics.get('rerender_ssim', float('nan')):.3f} (whole image)")
+    if "projection_target_psnr_db" in metrics:
+        count = len(metrics.get("projection_target_psnr_db_each", []))
+        fidelity = (f"G(w') vs its render {metrics['projection_fidelity_psnr_db']:.2f} dB, "
+                    if "projection_fidelity_psnr_db" in metrics else "")
+        print(f"  projection reach ({count} pseudo samples of the last stage): {fidelity}"
+              f"G(w') vs target {metrics['projection_target_psnr_db']:.2f} dB")
+    if "novel_view_consistency_psnr_db" in metrics:
+        yaws = "/".join(f"{yaw:+.0f}" for yaw in metrics.get("novel_view_consistency_yaws_degrees", []))
+        print(f"  novel-view GAN consistency (yaw {yaws} deg, render vs its projection): "
+              f"{metrics['novel_view_consistency_psnr_db']:.2f} dB")
     if "relight_psnr_db" in metrics:
         print(f"  relit under 4 new lights: {metrics['relight_psnr_db']:.2f} dB, "
               f"novel views at +-30 deg yaw: {metrics['novel_view_psnr_db']:.2f} dB (object pixels)")
@@ -117,6 +131,8 @@ def command_fit(args) -> int:
     else:
         result = reconstruct(_request(args), Path(args.out), progress=_progress_bar())
     print(f"bundle: {result.bundle}")
+    if result.report is not None:
+        print(f"report: {result.report}")
     _print_metrics(result.metrics)
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     return 0
@@ -256,9 +272,12 @@ def command_serve(args) -> int:
 
 
 def command_bench(args) -> int:
+    from dataclasses import replace
+
     import torch
     from tqdm import tqdm
 
+    from .bench.consistency import CONSISTENCY
     from .bench.run import (CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench,
                             run_generator_bench)
     from .pipeline import resolve_settings
@@ -281,6 +300,11 @@ def command_bench(args) -> int:
     if args.exploration is not None:
         overrides["exploration"] = args.exploration
     settings = resolve_settings(args.preset, overrides)
+    consistency = CONSISTENCY
+    if args.consistency_steps is not None:
+        if args.consistency_steps < 0:
+            raise ValueError("--consistency-steps must be 0 (off) or more")
+        consistency = replace(CONSISTENCY, steps=args.consistency_steps) if args.consistency_steps > 0 else None
     if args.threads:
         torch.set_num_threads(args.threads)
     per_seed = len(rows) + (1 if "full" in rows and settings.refinement_steps > 0 else 0)
@@ -294,26 +318,28 @@ def command_bench(args) -> int:
     started = time.perf_counter()
     if args.generator is not None:
         results = run_generator_bench(args.generator, seeds, rows, settings, torch.device(args.device),
-                                      on_record=on_record)
+                                      on_record=on_record, consistency=consistency)
     else:
         results = run_bench(categories, seeds, rows, settings, torch.device(args.device), on_record=on_record,
                             entanglement=args.entanglement, figure_seeds=args.figure_seeds if args.figure else 0,
-                            highlight_scale=args.highlight_scale)
+                            highlight_scale=args.highlight_scale, consistency=consistency)
     figure_rows = results.pop("figure_rows")
     bar.close()
     if args.generator is not None:
         results["settings"] = {"preset": args.preset, "generator": args.generator, "seeds": seeds, "rows": rows,
                                "device": args.device, "seconds": time.perf_counter() - started,
-                               "fit": settings.to_dict()}
+                               "fit": settings.to_dict(),
+                               "consistency": consistency.to_dict() if consistency is not None else None}
         table = markdown_table(results["summary"], seeds, first_column="generator",
-                               note="n/a: needs ground truth; without it, target dB is over the whole image "
-                                    "(docs/benchmark.md, \"Other generators\").")
+                               note="n/a: needs ground truth (reach: a fit); without it, target dB is over the "
+                                    "whole image (docs/benchmark.md, \"Other generators\").")
     else:
         results["settings"] = {"preset": args.preset, "entanglement": args.entanglement,
                                "highlight_scale": args.highlight_scale, "seeds": seeds,
                                "categories": categories, "rows": rows,
                                "device": args.device, "seconds": time.perf_counter() - started,
-                               "fit": settings.to_dict()}
+                               "fit": settings.to_dict(),
+                               "consistency": consistency.to_dict() if consistency is not None else None}
         table = markdown_table(results["summary"], seeds)
     print(table)
     if args.json:
@@ -388,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated: ellipsoid,lambertian,full (default), and full:triplane, "
                             "full:hashgrid to compare field encodings")
     bench.add_argument("--generator", default=None,
-                       help="bench another generator instead (stylegan2:PATH, torchscript:PATH, "
-                            "python:MODULE:CALLABLE): no ground truth, so target PSNR and time only")
+                       help="bench another generator instead (stylegan2:PATH, dcgan:PATH, torchscript:PATH, "
+                            "python:MODULE:CALLABLE): no ground truth, so target PSNR, SSIM, projection reach, "
+                            "GAN consistency and time only")
     bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
     bench.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
     bench.add_argument("--entanglement", type=float, default=0.15,
@@ -401,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--refinement-steps", type=int, default=None,
                        help="shading-based refinement steps (default: the preset's, 150 for draft; 0 turns it off)")
     _add_exploration_argument(bench)
+    bench.add_argument("--consistency-steps", type=int, default=None,
+                       help="projection steps of the novel-view GAN consistency metric (default: its own, 200; "
+                            "0 leaves the metric out; docs/benchmark.md)")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     bench.add_argument("--json", default=None, help="write every record and the summary here")
     bench.add_argument("--markdown", default=None, help="write the table here")

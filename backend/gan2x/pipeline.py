@@ -5,6 +5,8 @@ fits a generator sample; ``reconstruct_image`` a photo: crop, invert into
 the generator's latent space (``gan2x.invert``), then the same fit."""
 from __future__ import annotations
 
+import copy
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,9 +17,12 @@ import torch
 
 from . import __version__, conventions
 from .bench import metrics
+from .bench.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
+                                scaled_consistency_settings)
 from .bench.evaluate import ground_truth_maps, ground_truth_metrics, shape_metrics
 from .export.bundle import CameraSpec, LightSpec
 from .export.pipeline import export_bundle as write_asset_bundle
+from .export.report import Panel, Section, compose_report
 from .fit.asset_model import AssetModel
 from .fit.image_state import ImageState
 from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, SnapshotCallback, fit_target
@@ -48,6 +53,10 @@ class ReconstructionRequest:
     generator_options: dict = field(default_factory=dict)
     """Passed to ``load_generator`` (e.g. ``{"resolution": 128}`` for the
     built-in generator)."""
+    consistency_overrides: dict = field(default_factory=dict)
+    """Overrides of the novel-view consistency metric's settings
+    (``bench.consistency.ConsistencySettings``, e.g. ``{"steps": 20}``);
+    ``scaled_consistency_overrides`` scales its steps with the fit's."""
 
 
 @dataclass
@@ -56,6 +65,13 @@ class Reconstruction:
     metrics: dict
     timings: dict
     fit: FitResult
+    report: Path | None = None
+    """The bundle's report picture (images/report.png)."""
+
+
+RELIT_LIGHT_TURN_DEGREES = 60.0
+"""The report's relit view: the target's light turned this far about the
+vertical (world +Y) axis, towards the camera's right."""
 
 
 def resolve_settings(preset: str, overrides: dict | None = None) -> FitSettings:
@@ -97,6 +113,11 @@ def reconstruct(request: ReconstructionRequest, out_dir: Path,
     timings["generator"] = time.perf_counter() - started
     return _fit_and_export(generator, target_ws, target_image, request, settings, out_dir, progress, snapshot,
                            timings, started, source={"kind": "sample", "seed": request.seed})
+
+
+def scaled_consistency_overrides(steps_scale: float) -> dict:
+    """Overrides that multiply the consistency metric's projection steps by ``steps_scale`` (at least one)."""
+    return {"steps": scaled_consistency_settings(steps_scale).steps}
 
 
 def scaled_inversion_overrides(steps_scale: float) -> dict:
@@ -169,7 +190,9 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
     target_rgb = ((target_image + 1) / 2).clamp(0, 1).permute(1, 2, 0)
     fit_metrics = {
         "rerender_psnr_db": metrics.masked_psnr(rerender["rgb"], target_rgb, torch.ones(resolution, resolution)),
+        "rerender_ssim": metrics.ssim(rerender["rgb"], target_rgb),
     }
+    fit_metrics.update(projection_reach(result, target_image))
     fit_metrics.update(extra_metrics or {})
     if ground_truth is not None:
         fit_metrics.update(ground_truth_metrics(rerender, result.model, result.target_state, generator, target_ws,
@@ -177,19 +200,105 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
         fit_metrics["ellipsoid_prior"] = prior_metrics
     timings["evaluation"] = time.perf_counter() - start
 
+    # Novel-view GAN consistency (no ground truth needed), timed on its own: it is not fit time.
+    consistency_settings = replace(CONSISTENCY, **(request.consistency_overrides or {}))
+    consistency = novel_view_consistency(generator, target_ws, result.model, result.target_state, resolution,
+                                         settings.sampling, seed=settings.seed, settings=consistency_settings)
+    fit_metrics.update(consistency.to_metrics())
+    fit_metrics["novel_view_consistency_settings"] = consistency_settings.to_dict()
+    timings["consistency"] = consistency.seconds
+
+    start = time.perf_counter()
+    report_image = fit_report(result, target_rgb, rerender, fit_metrics, consistency, settings, resolution,
+                              title=_report_title(request, source, resolution))
+    timings["report"] = time.perf_counter() - start
+
     start = time.perf_counter()
     bundle = export_bundle(result, target_rgb, rerender, request, settings, out_dir,
-                           fit_metrics, timings, target_ws, source=source)
+                           fit_metrics, timings, target_ws, source=source, report_image=report_image)
     timings["export"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - started
-    return Reconstruction(bundle=bundle, metrics=fit_metrics, timings=timings, fit=result)
+    return Reconstruction(bundle=bundle, metrics=fit_metrics, timings=timings, fit=result,
+                          report=Path(bundle) / "images" / "report.png")
+
+
+def relit_state(state: ImageState, degrees: float = RELIT_LIGHT_TURN_DEGREES) -> ImageState:
+    """A copy of ``state`` whose light is turned ``degrees`` about the world
+    +Y (vertical) axis: a light along the camera axis (+Z) moves to the
+    camera's right (+X) for positive angles."""
+    relit = copy.deepcopy(state)
+    angle = math.radians(degrees)
+    rotation = torch.tensor([[math.cos(angle), 0.0, math.sin(angle)], [0.0, 1.0, 0.0],
+                             [-math.sin(angle), 0.0, math.cos(angle)]], device=state.light_vector.device)
+    with torch.no_grad():
+        relit.light_vector.copy_(rotation @ state.towards_light())
+    return relit
+
+
+def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_metrics: dict,
+               consistency: ConsistencyResult, settings: FitSettings, resolution: int, title: str = ""):
+    """The bundle's report picture (``export.report``), [H, W, 3] uint8:
+    target, re-render (PSNR, SSIM) and a relit view (``relit_state``); the
+    novel views of the consistency metric, each above its projection (PSNR);
+    the last stage's pseudo samples, each render (when there is one) above
+    its projection G(w') (reach: PSNR against the render and the target)."""
+    def array(image: torch.Tensor):  # [R, R, 3] in [0, 1]
+        return image.detach().clamp(0, 1).cpu().numpy()
+
+    def srgb(images: torch.Tensor):  # [N, 3, R, R] in [-1, 1] -> [N, R, R, 3] in [0, 1]
+        return ((images.detach() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+    relit = result.model.render_image(relit_state(result.target_state), resolution, settings.sampling)["rgb"]
+    sections = [Section("Target and fit", [[
+        Panel(array(target_rgb), "target (the GAN's image)"),
+        Panel(array(rerender["rgb"]), "re-render at the target view\n{:.2f} dB, SSIM {:.3f}".format(
+            fit_metrics["rerender_psnr_db"], fit_metrics["rerender_ssim"])),
+        Panel(array(relit), "relit: the target's light turned {:.0f} deg about the vertical".format(
+            RELIT_LIGHT_TURN_DEGREES)),
+    ]])]
+    steps = consistency.settings.steps
+    sections.append(Section(
+        "Novel-view GAN consistency {:.2f} dB: each render (top) projected into the GAN, G(w') below "
+        "({} steps from the target's w, offset weight {:g})".format(
+            consistency.mean_psnr_db, steps, consistency.settings.offset_weight),
+        [[Panel(array(render), "render, yaw {:+.0f} deg".format(yaw))
+          for render, yaw in zip(consistency.renders, consistency.yaws_degrees)],
+         [Panel(array(projection), "G(w') vs render\n{:.2f} dB".format(psnr))
+          for projection, psnr in zip(consistency.projections, consistency.psnr_db)]]))
+    projected = result.projected_images
+    if projected is not None and projected.shape[0] > 0:
+        yaws = list(result.pseudo_yaws_degrees) + [float("nan")] * projected.shape[0]
+        against_target = fit_metrics.get("projection_target_psnr_db_each", [])
+        fidelity = fit_metrics.get("projection_fidelity_psnr_db_each")
+        rows = []
+        if result.pseudo_images is not None and fidelity is not None:
+            rows.append([Panel(image, "pseudo sample, yaw {:+.1f} deg".format(yaw))
+                         for image, yaw in zip(srgb(result.pseudo_images), yaws)])
+            rows.append([Panel(image, "G(w') vs render {:.2f} dB\nvs target {:.2f} dB".format(a, b))
+                         for image, a, b in zip(srgb(projected), fidelity, against_target)])
+            heading = ("Projection reach, last stage: G(w') vs its render {:.2f} dB, vs the target {:.2f} dB"
+                       .format(fit_metrics["projection_fidelity_psnr_db"], fit_metrics["projection_target_psnr_db"]))
+        else:
+            rows.append([Panel(image, "style-mixed G(w), yaw {:+.1f} deg\nvs target {:.2f} dB".format(yaw, b))
+                         for image, yaw, b in zip(srgb(projected), yaws, against_target)])
+            heading = ("Last stage's style-mixed pseudo samples (nothing projected): vs the target {:.2f} dB"
+                       .format(fit_metrics["projection_target_psnr_db"]))
+        sections.append(Section(heading, rows))
+    return compose_report(sections, title=title)
+
+
+def _report_title(request: ReconstructionRequest, source: dict, resolution: int) -> str:
+    what = (f"seed {source.get('seed')}, truncation {request.truncation:g}" if source.get("kind") == "sample"
+            else f"photo {source.get('file')}")
+    return f"GAN2X fit of {request.generator} ({what}), preset {request.preset}, {resolution} px"
 
 
 def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, request: ReconstructionRequest,
                   settings: FitSettings, out_dir: Path, fit_metrics: dict, timings: dict,
-                  target_ws: torch.Tensor, source: dict | None = None) -> Path:
+                  target_ws: torch.Tensor, source: dict | None = None, report_image: np.ndarray | None = None) -> Path:
     """Mesh, UVs, baked textures, camera and light of the target -> bundle at ``out_dir``.
-    ``source``: what was fitted (a sample by seed, or a photo: file, crop, inversion)."""
+    ``source``: what was fitted (a sample by seed, or a photo: file, crop, inversion);
+    ``report_image``: the picture of the fit ([H, W, 3] uint8, ``fit_report``), or None for none."""
     model = result.model
     device = next(model.parameters()).device
 
@@ -227,7 +336,8 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
                               target_image=target_rgb.cpu().numpy(),
                               rerender_image=rerender["rgb"].cpu().numpy(),
                               mask=rerender["opacity"].cpu().numpy(), provenance=provenance,
-                              latent=target_ws.cpu().numpy(), resolution=request.export.mesh_resolution,
+                              latent=target_ws.cpu().numpy(), report_image=report_image,
+                              resolution=request.export.mesh_resolution,
                               texture_size=request.export.texture_size)
 
 

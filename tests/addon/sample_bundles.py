@@ -97,12 +97,13 @@ def default_shininess(height: int, width: int) -> np.ndarray:
 
 def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None, shininess=None,
                  kd: float = 0.7, ka: float = 0.35, towards_light=TOWARDS_LIGHT,
-                 texture_size=(16, 32), provenance=None) -> Path:
+                 texture_size=(16, 32), provenance=None, report: bool = False) -> Path:
     """Writes a complete, valid schema-1 bundle of a UV sphere into
     ``directory`` and returns it. ``albedo_srgb``: an RGB triple (uniform) or
     a uint8 [H,W,3] array; ``specular`` / ``shininess``: a float in [0, 1]
     (uniform texture value) or a uint16 [H,W] array; ``texture_size``:
-    (height, width)."""
+    (height, width); ``report``: add the optional images/report.png (a
+    picture of another size than the camera's) and name it in ``images``."""
     directory.mkdir(parents=True, exist_ok=True)
     height, width = texture_size
     vertices, normals, uvs, faces = uv_sphere()
@@ -127,6 +128,10 @@ def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None,
     save_png(directory / "images/target.png", image)
     save_png(directory / "images/rerender.png", image)
     save_png(directory / "images/mask.png", np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8))
+    images = {"target": "images/target.png", "rerender": "images/rerender.png", "mask": "images/mask.png"}
+    if report:
+        save_png(directory / "images/report.png", np.full((3 * IMAGE_SIZE, 5 * IMAGE_SIZE, 3), 255, np.uint8))
+        images["report"] = "images/report.png"
     (directory / "asset.glb").write_bytes(b"glTF" + (2).to_bytes(4, "little") + (12).to_bytes(4, "little"))
 
     towards_light = np.asarray(towards_light, float)
@@ -168,7 +173,7 @@ def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None,
         "shading": {"model": "phong",
                     "equation": "c = a * (ka + kd * max(0, n.l)) + kd * ks * max(0, r.v) ** shininess",
                     "shininess_range": [1, 500]},
-        "images": {"target": "images/target.png", "rerender": "images/rerender.png", "mask": "images/mask.png"},
+        "images": images,
         "glb": "asset.glb",
         "provenance": provenance if provenance is not None else {
             "generator": "synthetic:sphere", "seed": 7, "settings": {"quality": "draft"},

@@ -10,7 +10,7 @@ from PIL import Image
 
 from addon.bundle.ply import parse_ply
 from addon.bundle.reader import BundleError, read_bundle
-from sample_bundles import CAMERA_DISTANCE, edit_manifest, uv_sphere, write_ply, zip_bundle
+from sample_bundles import CAMERA_DISTANCE, edit_manifest, uv_sphere, write_bundle, write_ply, zip_bundle
 
 
 def test_reads_a_bundle_directory(sample_bundle):
@@ -35,6 +35,30 @@ def test_reads_a_bundle_directory(sample_bundle):
     assert bundle.glb_path == sample_bundle / "asset.glb"
     assert (bundle.generator, bundle.seed) == ("synthetic:sphere", 7)
     assert bundle.provenance["metrics"]["psnr"] == 31.25
+
+
+def test_a_bundle_without_a_report_has_no_report_path(sample_bundle):
+    bundle = read_bundle(sample_bundle)
+    assert bundle.report_path is None and set(bundle.images) == {"target", "rerender", "mask"}
+
+
+def test_reads_the_optional_report_of_any_size(tmp_path):
+    directory = write_bundle(tmp_path / "with_report", report=True)
+    bundle = read_bundle(directory)
+    assert bundle.report_path == directory / "images/report.png" and bundle.report_path.is_absolute()
+    assert set(bundle.images) == {"target", "rerender", "mask"}  # the required ones, as before
+    with read_bundle(zip_bundle(directory, tmp_path / "with_report.zip")) as zipped:
+        assert zipped.report_path is not None and zipped.report_path.is_file()
+
+
+def test_refuses_a_named_report_that_is_missing_or_leaves_the_bundle(tmp_path):
+    directory = write_bundle(tmp_path / "with_report", report=True)
+    (directory / "images/report.png").unlink()
+    message = _refusal(directory)
+    assert "images.report" in message and "missing" in message
+    (tmp_path / "outside.png").write_bytes((tmp_path / "with_report/images/target.png").read_bytes())
+    edit_manifest(directory, lambda manifest: manifest["images"].update(report="../outside.png"))
+    assert "leaves the bundle" in _refusal(directory)
 
 
 def test_reads_the_manifest_path_like_the_directory(sample_bundle):

@@ -6,6 +6,7 @@ import torch
 
 from PIL import Image
 
+from gan2x.bench.consistency import ConsistencySettings
 from gan2x.bench.figure import COLUMNS, write_figure
 from gan2x.bench.run import markdown_table, run_bench
 from gan2x.cli import main
@@ -16,6 +17,11 @@ from gan2x.render.volume import SamplingSettings
 TINY = replace(PRESETS["draft"], stages=1, target_steps=5, projection_steps=2, exploitation_steps=5,
                pseudo_samples=1, rays_per_image=64, refinement_steps=3,
                sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+TINY_CONSISTENCY = ConsistencySettings(steps=2)
+NO_TRUTH_KEYS = ("target_ssim", "novel_view_consistency_psnr_db", "novel_view_consistency_psnr_db_each",
+                 "novel_view_consistency_yaws_degrees", "consistency_seconds")
+REACH_KEYS = ("projection_fidelity_psnr_db", "projection_fidelity_psnr_db_each", "projection_target_psnr_db",
+              "projection_target_psnr_db_each", "projection_yaws_degrees")
 
 
 def test_the_lambertian_model_has_no_specular_term():
@@ -26,16 +32,22 @@ def test_the_lambertian_model_has_no_specular_term():
 
 def test_run_bench_gives_every_metric_for_every_row(tmp_path):
     results = run_bench(["objects"], [1000], ["ellipsoid", "lambertian", "full"], TINY, torch.device("cpu"),
-                        figure_seeds=1)
+                        figure_seeds=1, consistency=TINY_CONSISTENCY)
     records = results["records"]["objects"]
     assert [r["row"] for r in records] == ["ellipsoid", "lambertian", "no_refinement", "full"]
     for record in records:
         for key in ("side_x100", "mad_degrees", "albedo_error", "specular_error", "shininess_log_error",
-                    "relight_psnr_db", "novel_view_psnr_db", "seconds"):
+                    "relight_psnr_db", "novel_view_psnr_db", "seconds") + NO_TRUTH_KEYS:
             assert record[key] == record[key], key  # not NaN
+        assert 0.0 < record["target_ssim"] <= 1.0 and len(record["novel_view_consistency_psnr_db_each"]) == 4
+        assert all(key in record for key in REACH_KEYS) == (record["row"] != "ellipsoid")  # no fit, no reach
+    # no_refinement and full share their run's last stage, so its reach
+    assert records[2]["projection_target_psnr_db_each"] == records[3]["projection_target_psnr_db_each"]
     assert records[0]["seconds"] == 0.0 < records[2]["seconds"] < records[3]["seconds"]
     table = markdown_table(results["summary"], [1000])
-    assert table.count("| objects |") == 4 and "MAD deg" in table
+    assert table.count("| objects |") == 4 and "MAD deg" in table and "GAN consistency dB" in table
+    ellipsoid_line = next(line for line in table.splitlines() if line.startswith("| objects | ellipsoid |"))
+    assert ellipsoid_line.count("n/a") == 2  # the two reach columns
     (label, panels), = results["figure_rows"]
     assert label == "synthetic:objects 1000" and len(panels) == len(COLUMNS)
     assert all(p.shape == (64, 64, 3) and 0.0 <= p.min() and p.max() <= 1.0 for p in panels)
@@ -46,11 +58,12 @@ def test_run_bench_gives_every_metric_for_every_row(tmp_path):
 def test_bench_command_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--seeds", "1000", "--categories", "faces", "--rows", "ellipsoid",
-                 "--json", str(out), "--figure", str(tmp_path / "figure.png")]) == 0
+                 "--json", str(out), "--figure", str(tmp_path / "figure.png"), "--consistency-steps", "0"]) == 0
     assert not (tmp_path / "figure.png").exists()  # the figure shows fits; no fit ran
     results = json.loads(out.read_text())
-    assert results["settings"]["seeds"] == [1000]
+    assert results["settings"]["seeds"] == [1000] and results["settings"]["consistency"] is None
     assert "mad_degrees" in results["summary"]["faces"]["ellipsoid"]
+    assert "novel_view_consistency_psnr_db" not in results["records"]["faces"][0]  # turned off
     assert "| faces | ellipsoid |" in capsys.readouterr().out
     assert main(["bench", "--rows", "nonsense"]) == 2
 
@@ -71,30 +84,39 @@ def test_a_generator_without_ground_truth_gets_target_psnr_and_time_only(tmp_pat
     from gan2x.bench.run import run_generator_bench
 
     spec = _tiny_stylegan2(tmp_path)
-    results = run_generator_bench(spec, [1000], ["ellipsoid", "lambertian", "full"], TINY, torch.device("cpu"))
+    results = run_generator_bench(spec, [1000], ["ellipsoid", "lambertian", "full"], TINY, torch.device("cpu"),
+                                  consistency=TINY_CONSISTENCY)
     records = results["records"][spec]
     assert [r["row"] for r in records] == ["ellipsoid", "lambertian", "no_refinement", "full"]
     for record in records:
-        assert set(record) == {"seed", "row", "seconds", "target_psnr_db"}, record  # absent, not zero
+        reach = REACH_KEYS if record["row"] != "ellipsoid" else ()  # no fit, no reach: absent, not zero
+        assert set(record) == {"seed", "row", "seconds", "target_psnr_db", *NO_TRUTH_KEYS, *reach}, record
         assert 0.0 < record["target_psnr_db"] < 100.0
+        assert 0.0 < record["novel_view_consistency_psnr_db"] < 100.0
     assert records[0]["seconds"] == 0.0 < records[1]["seconds"]
     assert results["figure_rows"] == []  # the figure shows ground truth
-    assert set(results["summary"][spec]["full"]) == {"target_psnr_db", "seconds"}
+    assert set(results["summary"][spec]["full"]) == {"target_psnr_db", "target_ssim", "projection_fidelity_psnr_db",
+                                                     "projection_target_psnr_db", "novel_view_consistency_psnr_db",
+                                                     "seconds"}
     table = markdown_table(results["summary"], [1000], first_column="generator")
     assert table.startswith("| generator | method |")
     full_line = next(line for line in table.splitlines() if line.startswith(f"| {spec} | full |"))
     assert full_line.count("n/a") == len(GROUND_TRUTH_KEYS) and " ± " in full_line
+    ellipsoid_line = next(line for line in table.splitlines() if line.startswith(f"| {spec} | ellipsoid |"))
+    assert ellipsoid_line.count("n/a") == len(GROUND_TRUTH_KEYS) + 2
 
 
 def test_bench_command_with_a_generator_writes_json_without_ground_truth_columns(tmp_path, capsys):
     spec = _tiny_stylegan2(tmp_path)
     out, table = tmp_path / "bench.json", tmp_path / "bench.md"
     assert main(["bench", "--generator", spec, "--seeds", "1000", "--rows", "ellipsoid", "--json", str(out),
-                 "--markdown", str(table)]) == 0
+                 "--markdown", str(table), "--consistency-steps", "3"]) == 0
     results = json.loads(out.read_text())
     assert results["settings"]["generator"] == spec and "categories" not in results["settings"]
+    assert results["settings"]["consistency"]["steps"] == 3
     assert list(results["summary"]) == [spec]
-    assert set(results["summary"][spec]["ellipsoid"]) == {"target_psnr_db", "seconds"}
+    assert set(results["summary"][spec]["ellipsoid"]) == {"target_psnr_db", "target_ssim",
+                                                          "novel_view_consistency_psnr_db", "seconds"}
     assert not any(key in record for record in results["records"][spec] for key in GROUND_TRUTH_KEYS)
     written = table.read_text()
     assert f"| {spec} | ellipsoid |" in written and "n/a" in written and "whole image" in written

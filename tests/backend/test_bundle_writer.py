@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,3 +281,44 @@ def test_images_must_match_the_camera(parts, tmp_path):
     with pytest.raises(ValueError, match="target_image"):
         write_bundle(tmp_path / "asset", **dict(parts, target_image=np.zeros((8, 8, 3))))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the optional report picture -----------------------------------------------------------
+
+def test_a_bundle_without_a_report_names_none(written):
+    manifest = validate_bundle(written)
+    assert set(manifest["images"]) == {"target", "rerender", "mask"}
+    assert not (written / "images/report.png").exists()
+
+
+def test_a_report_of_any_size_is_written_named_and_read_by_the_add_on(parts, tmp_path):
+    root = str(Path(__file__).resolve().parents[2])  # the add-on's reader is bpy-free: import it from the repository
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from addon.bundle.reader import read_bundle
+
+    report = np.zeros((3 * IMAGE_SIZE + 5, 2 * IMAGE_SIZE, 3), np.uint8)
+    report[:, :, 1] = 200
+    destination = write_bundle(tmp_path / "asset", report_image=report, **parts)
+    manifest = validate_bundle(destination)
+    assert manifest["images"]["report"] == "images/report.png"
+    with Image.open(destination / "images/report.png") as image:
+        assert image.mode == "RGB" and image.size == (2 * IMAGE_SIZE, 3 * IMAGE_SIZE + 5)
+        assert np.array_equal(np.array(image), report)
+    bundle = read_bundle(destination)
+    assert bundle.report_path == destination / "images/report.png"
+    # floats in [0, 1] are quantised like the other images
+    floats = write_bundle(tmp_path / "floats", report_image=np.full((10, 12, 3), 0.5), **parts)
+    assert images.read_srgb_png(floats / "images/report.png").shape == (10, 12, 3)
+    with pytest.raises(ValueError, match="report_image"):
+        write_bundle(tmp_path / "grey", report_image=np.zeros((10, 12)), **parts)
+
+
+def test_validate_refuses_a_report_that_is_not_rgb_8_bit_or_missing(parts, tmp_path):
+    destination = write_bundle(tmp_path / "asset", report_image=np.zeros((40, 50, 3), np.uint8), **parts)
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(destination / "images/report.png")
+    with pytest.raises(BundleError, match="report.png: must be RGB 8-bit, found grey 8-bit"):
+        validate_bundle(destination)
+    (destination / "images/report.png").unlink()
+    with pytest.raises(BundleError, match="images.report"):
+        validate_bundle(destination)

@@ -1,1 +1,1 @@
-"""Quality metrics and benchmarks against ground truth."""
+"""Quality metrics and benchmarks: against ground truth (``evaluate``) and without it (``consistency``)."""

@@ -1,4 +1,4 @@
-"""Ground-truth metrics, METHOD.md section 5. All evaluated in the input view
+"""Image and ground-truth metrics, METHOD.md section 5. The ground-truth ones are evaluated in the input view
 over the true object mask. Inputs are torch tensors or numpy arrays."""
 from __future__ import annotations
 
@@ -81,3 +81,26 @@ def log_shininess_error(shininess_predicted, shininess_true, mask) -> float:
     """Mean |ln n_pred - ln n_true| of Phong exponents [H, W] over mask."""
     mask = _np(mask) > 0.5
     return float(np.abs(np.log(_np(shininess_predicted)[mask]) - np.log(_np(shininess_true)[mask])).mean())
+
+
+def ssim(image_a, image_b) -> float:
+    """Structural similarity of two sRGB-encoded images [H, W, 3] in [0, 1]
+    (clipped to it) over the whole image: scikit-image's ``structural_similarity`` with its
+    defaults (7x7 uniform window, K1 0.01, K2 0.03), ``channel_axis=-1``
+    (the mean of the three channels' SSIM) and ``data_range=1``. 1 for
+    identical images; lower, down to -1, as they differ. NaN for images
+    smaller than the window (under 7 pixels a side), which have no SSIM."""
+    from skimage.metrics import structural_similarity
+
+    a, b = np.clip(_np(image_a), 0.0, 1.0), np.clip(_np(image_b), 0.0, 1.0)
+    if a.shape != b.shape or a.ndim != 3:
+        raise ValueError(f"ssim needs two [H, W, C] images of one shape, got {a.shape} and {b.shape}")
+    if min(a.shape[0], a.shape[1]) < 7:
+        return float("nan")
+    return float(structural_similarity(a, b, channel_axis=-1, data_range=1.0))
+
+
+def psnr(image_a, image_b, peak: float = 1.0) -> float:
+    """PSNR in dB between [H, W, C] images over every pixel."""
+    error = np.mean((_np(image_a) - _np(image_b)) ** 2)
+    return float("inf") if error == 0 else float(10.0 * math.log10(peak ** 2 / error))

@@ -20,6 +20,14 @@ have no ground truth: their records hold ``target_psnr_db``, taken over the
 whole image (the fit's render, background included, against the
 generator's image, as ``gan2x fit``'s ``rerender_psnr_db``), and
 ``seconds``; the ground-truth metrics are absent, not zero.
+
+Every generator's records (ground truth or not) also hold the metrics that
+need none (``bench/consistency.py``, docs/benchmark.md "Metrics without
+ground truth"): ``target_ssim`` (whole image), projection reach
+(``projection_fidelity_psnr_db``, ``projection_target_psnr_db`` and their
+per-sample lists; fitted rows only) and novel-view GAN consistency
+(``novel_view_consistency_psnr_db``, with ``consistency_seconds``, its cost,
+which is not fit time).
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from ..fit.image_state import ImageState
 from ..fit.schedule import FitSettings, fit_target
 from ..generators import load_generator
 from . import metrics
+from .consistency import CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach
 from .evaluate import ground_truth_maps, ground_truth_metrics
 from .figure import sample_panels
 
@@ -63,17 +72,26 @@ REPORTED = (
     ("relight_psnr_db", "relight dB", "{:.2f}"),
     ("novel_view_psnr_db", "novel view dB", "{:.2f}"),
     ("target_psnr_db", "target dB", "{:.2f}"),
+    ("target_ssim", "SSIM", "{:.3f}"),
+    ("projection_fidelity_psnr_db", "reach vs render dB", "{:.2f}"),
+    ("projection_target_psnr_db", "reach vs target dB", "{:.2f}"),
+    ("novel_view_consistency_psnr_db", "GAN consistency dB", "{:.2f}"),
     ("seconds", "s / fit", "{:.1f}"),
 )
 
 
 def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, device,
-                    figure_rows: list | None = None) -> list[dict]:
+                    figure_rows: list | None = None,
+                    consistency: ConsistencySettings | None = CONSISTENCY) -> list[dict]:
     """One seed, one row: fit (unless ``ellipsoid``) and every metric. The
     ``full`` row gives two records, ``no_refinement`` first, and appends its
     figure row (``figure.sample_panels``) to ``figure_rows`` when given.
     A generator without ground truth gives ``target_psnr_db`` over the whole
-    image and ``seconds`` only (and no figure row)."""
+    image, ``seconds`` and the metrics that need no ground truth only (and
+    no figure row). Those, for every generator: ``target_ssim``; projection
+    reach of the fit's last stage (not for ``ellipsoid``, which has no fit;
+    ``no_refinement`` shares its run's); novel-view GAN consistency with
+    ``consistency`` (None leaves it out) and its cost ``consistency_seconds``."""
     with torch.no_grad():
         ws = generator.mapping(generator.z_from_seed(seed).to(device))
         target = generator.synthesis(ws)[0]
@@ -86,14 +104,25 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
         compared = metrics.erode(truth["mask"]) if truth is not None else torch.ones(resolution, resolution)
         values = {"seed": seed, "row": name, "seconds": seconds,
-                  "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, compared)}
+                  "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, compared),
+                  "target_ssim": metrics.ssim(render["rgb"], target_rgb)}
+        if consistency is not None:
+            check = novel_view_consistency(generator, ws, model, state, resolution, settings.sampling,
+                                           seed=settings.seed, settings=consistency)
+            values.update(check.to_metrics())
+            values["consistency_seconds"] = check.seconds
         if truth is not None:
             values.update(ground_truth_metrics(render, model, state, generator, ws, truth, settings.sampling))
         records.append(values)
 
     start = time.perf_counter()
     if row == "ellipsoid":
-        record(row, AssetModel().to(device), ImageState(camera_fixed=True).to(device), 0.0)
+        # The prior's initial weights from settings.seed, as fit_target draws a fit's: the same row in every
+        # process (from torch's global generator, whose state differs between processes, it moved).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            prior = AssetModel()
+        record(row, prior.to(device), ImageState(camera_fixed=True).to(device), 0.0)
         return records
     shading = "lambertian" if row == "lambertian" else "phong"
     encoding = row.split(":", 1)[1] if ":" in row else settings.encoding
@@ -108,6 +137,9 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
     result = fit_target(generator, ws, target, replace(settings, shading=shading, encoding=encoding),
                         before_refinement=record_before_refinement if refines else None)
     record(row, result.model, result.target_state, time.perf_counter() - start)
+    reach = projection_reach(result, target)  # the last stage's: the same before and after refinement
+    for values in records:
+        values.update(reach)
     if figure_rows is not None and row == "full" and truth is not None:  # one row per sample, default encoding
         figure_rows.append((f"{generator.spec} {seed}",
                             sample_panels(result.model, result.target_state, generator, ws, truth, target,
@@ -118,29 +150,34 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
 def run_bench(categories, seeds, rows, settings: FitSettings, device,
               on_record: Callable[[str, dict], None] | None = None,
               entanglement: float = DEFAULT_ENTANGLEMENT, figure_seeds: int = 0,
-              highlight_scale: float = 1.0) -> dict:
+              highlight_scale: float = 1.0, consistency: ConsistencySettings | None = CONSISTENCY) -> dict:
     """Every (category, seed, row); returns ``{"records": {category: [...]},
     "summary": {category: {row: {metric: {"mean", "std"}}}}, "figure_rows":
     [(label, panels)]}`` (figure rows of the first ``figure_seeds`` seeds of
-    each category, from the ``full`` row; not JSON)."""
+    each category, from the ``full`` row; not JSON). ``consistency``: the
+    novel-view consistency metric's settings (None leaves it out)."""
     loaders = {category: lambda category=category: load_generator(f"synthetic:{category}", device=device,
                                                                   entanglement=entanglement,
                                                                   highlight_scale=highlight_scale)
                for category in categories}
-    return _run(loaders, seeds, rows, settings, device, on_record, figure_seeds)
+    return _run(loaders, seeds, rows, settings, device, on_record, figure_seeds, consistency)
 
 
 def run_generator_bench(spec: str, seeds, rows, settings: FitSettings, device,
-                        on_record: Callable[[str, dict], None] | None = None) -> dict:
+                        on_record: Callable[[str, dict], None] | None = None,
+                        consistency: ConsistencySettings | None = CONSISTENCY) -> dict:
     """``run_bench`` for any generator spec (``load_generator``), e.g. a
     StyleGAN2 checkpoint: every (seed, row), keyed by ``spec`` where
     ``run_bench`` has categories. Without ground truth, records and summary
-    hold ``target_psnr_db`` (whole image) and ``seconds`` only."""
-    return _run({spec: lambda: load_generator(spec, device=device)}, seeds, rows, settings, device, on_record, 0)
+    hold ``target_psnr_db`` (whole image), ``seconds`` and the metrics that
+    need no ground truth only."""
+    return _run({spec: lambda: load_generator(spec, device=device)}, seeds, rows, settings, device, on_record, 0,
+                consistency)
 
 
 def _run(loaders: dict[str, Callable], seeds, rows, settings: FitSettings, device,
-         on_record: Callable[[str, dict], None] | None, figure_seeds: int) -> dict:
+         on_record: Callable[[str, dict], None] | None, figure_seeds: int,
+         consistency: ConsistencySettings | None = CONSISTENCY) -> dict:
     """Every (label, seed, row), loading each label's generator when its turn comes."""
     records: dict[str, list[dict]] = {}
     figure_rows: list = []
@@ -150,7 +187,7 @@ def _run(loaders: dict[str, Callable], seeds, rows, settings: FitSettings, devic
         for index, seed in enumerate(seeds):
             for row in rows:
                 chosen = figure_rows if index < figure_seeds else None
-                for record in evaluate_sample(generator, seed, row, settings, device, chosen):
+                for record in evaluate_sample(generator, seed, row, settings, device, chosen, consistency):
                     records[label].append(record)
                     if on_record is not None:
                         on_record(label, record)

@@ -14,6 +14,7 @@ Both are called with at most ``chunk`` points at a time.
 Steps, one module each: ``marching_cubes.extract_mesh`` -> ``uv_unwrap.unwrap``
 -> ``bake.bake_textures`` -> ``bundle.write_bundle`` (which uses ``ply``,
 ``images`` and ``gltf``); ``pipeline.export_bundle`` runs them all.
+``report.compose_report`` lays out the bundle's optional report picture.
 """
 from .bake import bake_textures
 from .bundle import SCHEMA_VERSION, CameraSpec, LightSpec, validate_bundle, write_bundle

@@ -55,6 +55,7 @@ FILES = {
     "target": "images/target.png",
     "rerender": "images/rerender.png",
     "mask": "images/mask.png",
+    "report": "images/report.png",
     "glb": "asset.glb",
     "latent": "latent.npy",
 }
@@ -67,6 +68,8 @@ TEXTURE_FORMATS = {
     "normal": (8, "RGB", "linear"),
 }
 IMAGE_FORMATS = {"target": "RGB", "rerender": "RGB", "mask": "grey"}
+OPTIONAL_IMAGE_FORMATS = {"report": "RGB"}
+"""Images a bundle may name (8-bit, any size): ``report``, the picture of the fit."""
 
 
 @dataclass
@@ -93,7 +96,8 @@ class LightSpec:
 
 def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec,
                  light: LightSpec, target_image: np.ndarray, rerender_image: np.ndarray, mask: np.ndarray,
-                 provenance: dict, latent: np.ndarray | None = None) -> Path:
+                 provenance: dict, latent: np.ndarray | None = None,
+                 report_image: np.ndarray | None = None) -> Path:
     """Writes the bundle directory ``destination`` atomically (module
     docstring) and returns it.
 
@@ -101,9 +105,14 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
     [0, 1] at the camera's size; ``mask``: [H, W] in [0, 1]; ``provenance``:
     JSON-able dict (numpy scalars and arrays are converted), to which
     ``versions`` is added when missing and ``latent_file`` when ``latent``
-    is given (saved as latent.npy, float32)."""
+    is given (saved as latent.npy, float32). ``report_image``, optional: the
+    picture of the fit (``export.report``), [H, W, 3] uint8 or sRGB floats in
+    [0, 1] of any size, saved as images/report.png and named in the
+    manifest's ``images`` as ``report``."""
     destination = Path(destination)
     _check_inputs(destination, camera, light, target_image, rerender_image, mask, textures)
+    if report_image is not None:
+        report_image = _report_pixels(destination, report_image)
     if destination.exists() and not destination.is_dir():
         raise BundleError("{}: exists and is not a directory; refusing to replace it with a bundle"
                           .format(destination))
@@ -121,12 +130,15 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
         _images.write_srgb_png(staging / FILES["target"], target_image)
         _images.write_srgb_png(staging / FILES["rerender"], rerender_image)
         _images.write_mask_png(staging / FILES["mask"], mask)
+        if report_image is not None:
+            (staging / FILES["report"]).write_bytes(_images.png_bytes(report_image))
         _gltf.write_glb(staging / FILES["glb"], mesh, textures)
         provenance = _complete_provenance(provenance)
         if latent is not None:
             np.save(staging / FILES["latent"], np.asarray(latent, dtype=np.float32))
             provenance["latent_file"] = FILES["latent"]
-        manifest = build_manifest(mesh=mesh, textures=textures, camera=camera, light=light, provenance=provenance)
+        manifest = build_manifest(mesh=mesh, textures=textures, camera=camera, light=light, provenance=provenance,
+                                  report=report_image is not None)
         try:
             text = json.dumps(manifest, indent=2, allow_nan=False, default=_json_default)
         except ValueError as error:
@@ -144,8 +156,9 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
 
 
 def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec, light: LightSpec,
-                   provenance: dict) -> dict:
-    """The manifest.json object for these parts (files at ``FILES``)."""
+                   provenance: dict, report: bool = False) -> dict:
+    """The manifest.json object for these parts (files at ``FILES``);
+    ``report``: whether the bundle holds images/report.png."""
     height, width = textures.albedo.shape[:2]
 
     def texture(name: str, **extra) -> dict:
@@ -156,6 +169,9 @@ def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: Camer
     towards = np.asarray(light.towards_light, dtype=np.float64).reshape(3)
     towards = towards / np.linalg.norm(towards)
     world_from_camera = np.asarray(camera.world_from_camera, dtype=np.float64).reshape(4, 4)
+    images = {"target": FILES["target"], "rerender": FILES["rerender"], "mask": FILES["mask"]}
+    if report:
+        images["report"] = FILES["report"]
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -189,7 +205,7 @@ def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: Camer
         },
         "shading": {"model": "phong", "equation": SHADING_EQUATION,
                     "shininess_range": [float(conventions.SHININESS_MIN), float(conventions.SHININESS_MAX)]},
-        "images": {"target": FILES["target"], "rerender": FILES["rerender"], "mask": FILES["mask"]},
+        "images": images,
         "glb": FILES["glb"],
         "provenance": provenance,
     }
@@ -243,6 +259,19 @@ def _check_inputs(destination, camera, light, target_image, rerender_image, mask
     towards = np.asarray(light.towards_light, dtype=np.float64).reshape(-1)
     if towards.shape != (3,) or not np.all(np.isfinite(towards)) or np.linalg.norm(towards) < 1e-9:
         raise ValueError("{}: towards_light must be a non-zero 3-vector, got {}".format(destination, towards))
+
+
+def _report_pixels(destination, image) -> np.ndarray:
+    """The report picture as RGB uint8 [H, W, 3] (uint8 as it is, floats in [0, 1] quantised)."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError("{}: report_image has shape {}, expected [H, W, 3]".format(destination, array.shape))
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    array = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("{}: report_image holds non-finite values".format(destination))
+    return _images.quantize8(array)
 
 
 def _move_into_place(staging: Path, destination: Path) -> None:
@@ -388,6 +417,14 @@ def validate_bundle(path) -> dict:
         if (info["width"], info["height"]) != camera:
             raise check.error("is {}x{} pixels but the camera is {}x{}".format(
                 info["width"], info["height"], *camera), image_path)
+    for name, colour in OPTIONAL_IMAGE_FORMATS.items():  # any size: not at the camera's
+        if name not in image_info:
+            continue
+        image_path = check.file(image_info, name, "images.")
+        info = _images.png_info(image_path)
+        if info["bit_depth"] != 8 or info["colour"] != colour:
+            raise check.error("must be {} 8-bit, found {} {}-bit".format(colour, info["colour"], info["bit_depth"]),
+                              image_path)
 
     _gltf.read_glb(check.file(manifest, "glb"))
 

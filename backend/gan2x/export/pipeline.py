@@ -25,11 +25,13 @@ from .uv_unwrap import unwrap
 
 def export_bundle(destination, *, sdf, materials, camera: CameraSpec, light: LightSpec,
                   target_image: np.ndarray, rerender_image: np.ndarray, mask: np.ndarray, provenance: dict,
-                  latent: np.ndarray | None = None, resolution: int = 128, bound: float = 1.0,
+                  latent: np.ndarray | None = None, report_image: np.ndarray | None = None,
+                  resolution: int = 128, bound: float = 1.0,
                   texture_size: int = 1024, padding_px: int = 4, largest_component: bool = True,
                   unwrap_method: str = "auto", chunk: int = DEFAULT_CHUNK) -> Path:
     """Extracts, unwraps and bakes the asset, then writes the bundle at
-    ``destination`` atomically; returns its path."""
+    ``destination`` atomically; returns its path. ``report_image``: the
+    optional picture of the fit (``write_bundle``)."""
     timings = {}
     start = time.perf_counter()
     mesh = extract_mesh(sdf, resolution=resolution, bound=bound, chunk=chunk, largest_component=largest_component)
@@ -52,4 +54,4 @@ def export_bundle(destination, *, sdf, materials, camera: CameraSpec, light: Lig
     provenance["settings"] = settings
     return write_bundle(destination, mesh=textured, textures=textures, camera=camera, light=light,
                         target_image=target_image, rerender_image=rerender_image, mask=mask,
-                        provenance=provenance, latent=latent)
+                        provenance=provenance, latent=latent, report_image=report_image)

@@ -137,11 +137,25 @@ class FitResult:
     target_state: ImageState
     pseudo_states: list[ImageState]
     projected_images: torch.Tensor
-    """[N, 3, R, R] in [-1, 1], from the last stage."""
+    """[N, 3, R, R] in [-1, 1], from the last stage: the generator's images
+    G(w') of the pseudo samples (with ``exploration="style_mixing"``, the
+    style-mixed images)."""
     timings: dict[str, float]
     history: list[dict]
     skipped_steps: int = 0
     """Steps skipped for a non-finite loss or gradient (``guarded_step``)."""
+    pseudo_images: torch.Tensor | None = None
+    """[N, 3, R, R] in [-1, 1], from the last stage: the asset's renders
+    that were projected into ``projected_images`` (the pseudo samples before
+    projection). None with ``exploration="style_mixing"``, where nothing is
+    rendered or projected (the generator's style-mixed images are the pseudo
+    samples), so the projection-fidelity figure (render against G(w'),
+    bench/consistency.py) does not exist there."""
+    pseudo_yaws_degrees: list[float] = field(default_factory=list)
+    """Each last-stage pseudo sample's camera yaw relative to the target's,
+    in degrees, as it was when its image was rendered or searched (before
+    exploitation refines the cameras; ``pseudo_states`` hold the refined
+    ones)."""
 
 
 def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
@@ -194,6 +208,8 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
 
     pseudo_states: list[ImageState] = []
     projected = torch.empty(0, 3, resolution, resolution, device=device)
+    pseudo_images: torch.Tensor | None = None  # the last stage's renders that were projected
+    pseudo_yaws: list[float] = []
     for stage in range(settings.stages):
         # Step 1: target only, shape fixed.
         start = time.perf_counter()
@@ -228,7 +244,10 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
                 coarse_sdf=coarse)  # the target fit's grid: the shape has not moved since
             pseudo_states, projected, start_ws = mixing.states, mixing.images, mixing.ws
             explored["view_search_l1"] = float(mixing.search.l1.mean())
+        pseudo_yaws = [math.degrees(float(state.yaw.detach()) - float(target_state.yaw.detach()))
+                       for state in pseudo_states]
         if settings.exploration == "style_mixing":
+            pseudo_images = None
             for _ in range(settings.projection_steps):  # no projection: its steps count as done
                 tick(f"stage {stage + 1}: exploration")
         else:
@@ -279,7 +298,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
 
     return FitResult(model=model, target_state=target_state, pseudo_states=pseudo_states,
                      projected_images=projected.detach(), timings=timings, history=history,
-                     skipped_steps=skipped[0])
+                     skipped_steps=skipped[0], pseudo_images=pseudo_images, pseudo_yaws_degrees=pseudo_yaws)
 
 
 def _photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,

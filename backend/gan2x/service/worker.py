@@ -143,7 +143,8 @@ def write_preview(path: Path, pixels: np.ndarray) -> None:
 # --- job kinds ------------------------------------------------------------------------------
 
 def _reconstruction_request(job: JobRecord, device: str, generator_spec: str):
-    from ..pipeline import ExportSettings, ReconstructionRequest, scaled_step_overrides
+    from ..pipeline import (ExportSettings, ReconstructionRequest, scaled_consistency_overrides,
+                            scaled_step_overrides)
 
     settings = job.settings
     steps_scale = float(settings.get("steps_scale", 1.0))
@@ -163,6 +164,8 @@ def _reconstruction_request(job: JobRecord, device: str, generator_spec: str):
                                      float(source.get("crop_scale", 1.0)))
         if steps_scale != 1.0:
             extra["inversion_overrides"] = scaled_inversion_overrides(steps_scale)
+    if steps_scale != 1.0:  # the consistency metric's projection scales with the fit
+        extra["consistency_overrides"] = scaled_consistency_overrides(steps_scale)
     return ReconstructionRequest(generator=generator_spec, seed=int(source.get("seed", 0)),
                                  truncation=float(source.get("truncation", 1.0)), preset=settings["preset"],
                                  device=device, fit_overrides=overrides,
