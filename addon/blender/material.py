@@ -4,6 +4,10 @@ Albedo (sRGB) feeds Base Color; the specular and shininess textures are
 turned at import into a roughness image and a reflectance (F0) image with the
 maths of ``bundle/conventions.py``; the tangent-space normal map feeds a
 Normal Map node. Every image is packed so a saved .blend is self-contained.
+
+The reader has checked each PNG's header against the manifest and the size
+limits; after Blender loads a texture its size is checked again, so a file
+whose pixels do not decode (Blender reads it as 0x0) is refused by name.
 """
 from __future__ import annotations
 
@@ -11,24 +15,41 @@ import bpy
 import numpy as np
 
 from ..bundle import conventions
+from ..bundle.reader import BundleError
 from .mesh import UV_MAP_NAME
 
 
-def load_image(path, name: str, colour_space: str, rollback) -> bpy.types.Image:
-    """Loads and packs an image file; ``colour_space`` 'sRGB' or 'Non-Color'."""
+def _check_loaded_size(image, path, expected_size, label) -> None:
+    """Raises BundleError naming the file when Blender did not read it at
+    ``expected_size`` (width, height); None checks nothing."""
+    if expected_size is None:
+        return
+    width, height = (int(value) for value in image.size)
+    if (width, height) != tuple(expected_size):
+        raise BundleError("{}: Blender read it as {}x{} pixels but manifest.json says {}x{}; the file is damaged "
+                          "or holds less than its header claims".format(
+                              label(path) if label else path, width, height, *expected_size))
+
+
+def load_image(path, name: str, colour_space: str, rollback, expected_size=None, label=None) -> bpy.types.Image:
+    """Loads and packs an image file; ``colour_space`` 'sRGB' or 'Non-Color'.
+    ``expected_size``: (width, height) the loaded image must have, else
+    BundleError naming the file (``label(path)``)."""
     image = rollback.created_id(bpy.data.images.load(str(path), check_existing=False))
+    _check_loaded_size(image, path, expected_size, label)
     image.name = name
     image.colorspace_settings.name = colour_space
     image.pack()
     return image
 
 
-def read_grey_texture(path) -> np.ndarray:
+def read_grey_texture(path, expected_size=None, label=None) -> np.ndarray:
     """A grey PNG's values in [0, 1] (16-bit value / 65535), [H, W] float32,
     row 0 at the bottom (Blender's pixel order). The temporary image is
-    removed before returning."""
+    removed before returning. ``expected_size``, ``label``: as load_image."""
     image = bpy.data.images.load(str(path), check_existing=False)
     try:
+        _check_loaded_size(image, path, expected_size, label)
         image.colorspace_settings.name = "Non-Color"
         width, height = image.size
         pixels = np.empty(width * height * 4, dtype=np.float32)
@@ -65,9 +86,12 @@ def derived_material_maps(bundle):
     bundle's specular and shininess textures, row 0 at the bottom."""
     specular_info = bundle.textures["specular"]
     shininess_info = bundle.textures["shininess"]
-    ks = conventions.decode_specular(read_grey_texture(specular_info.path),
-                                     specular_info.encoding["scale"])
-    encoded_shininess = _resample_nearest(read_grey_texture(shininess_info.path), *ks.shape)
+    ks = conventions.decode_specular(
+        read_grey_texture(specular_info.path, (specular_info.width, specular_info.height), bundle.label),
+        specular_info.encoding["scale"])
+    encoded_shininess = _resample_nearest(
+        read_grey_texture(shininess_info.path, (shininess_info.width, shininess_info.height), bundle.label),
+        *ks.shape)
     shininess = conventions.decode_shininess(
         encoded_shininess, shininess_info.encoding["min"], shininess_info.encoding["max"])
     roughness = conventions.shininess_to_roughness(shininess).astype(np.float32)
@@ -77,10 +101,12 @@ def derived_material_maps(bundle):
 
 def create_material(bundle, name: str, rollback):
     """Principled BSDF material; returns (material, images by role)."""
-    images = {
-        "albedo": load_image(bundle.textures["albedo"].path, name + "_albedo", "sRGB", rollback),
-        "normal": load_image(bundle.textures["normal"].path, name + "_normal", "Non-Color", rollback),
-    }
+    def texture_image(role: str, colour_space: str):
+        info = bundle.textures[role]
+        return load_image(info.path, "{}_{}".format(name, role), colour_space, rollback,
+                          expected_size=(info.width, info.height), label=bundle.label)
+
+    images = {"albedo": texture_image("albedo", "sRGB"), "normal": texture_image("normal", "Non-Color")}
     roughness, f0 = derived_material_maps(bundle)
     images["roughness"] = create_data_image(roughness, name + "_roughness", rollback)
     images["specular_tint"] = create_data_image(f0, name + "_specular_tint", rollback)

@@ -111,8 +111,19 @@ def parse_ply(data: bytes) -> PlyMesh:
                    faces=np.ascontiguousarray(faces, dtype=np.int32))
 
 
-def read_ply(path: Path) -> PlyMesh:
-    """Reads a bundle mesh.ply; raises PlyError (message without the file
-    name, the caller adds it) or OSError."""
-    return parse_ply(Path(path).read_bytes())
+def max_file_size(vertex_count: int, face_count: int) -> int:
+    """The most bytes a mesh.ply of these counts holds: the longest header
+    this reader accepts and the body the counts make."""
+    return _MAX_HEADER_BYTES + vertex_count * VERTEX_DTYPE.itemsize + face_count * FACE_DTYPE.itemsize
+
+
+def read_ply(path: Path, max_bytes: int | None = None) -> PlyMesh:
+    """Reads a bundle mesh.ply, refusing one larger than ``max_bytes`` before
+    reading more than that; raises PlyError (message without the file name,
+    the caller adds it) or OSError."""
+    with open(path, "rb") as stream:
+        data = stream.read() if max_bytes is None else stream.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise PlyError("larger than the {} bytes its counts allow".format(max_bytes))
+    return parse_ply(data)
 

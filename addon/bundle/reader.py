@@ -4,12 +4,20 @@ bpy-free: numpy and the standard library only, so it is tested without
 Blender. ``read_bundle`` accepts the bundle directory, its manifest.json, or
 a .zip of the bundle, and either returns a fully checked ``Bundle`` or raises
 ``BundleError`` with a message that names the file and says what to do.
+
+Sizes are bounded (docs/bundle.md, "Limits"): what the manifest declares
+(mesh counts, texture and image sizes) is checked against fixed maxima, each
+PNG's header against the declared size before anything decodes it, and a
+.zip is unpacked member by member, the manifest first, each member only when
+the manifest names it and only up to the size its declared content allows.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import posixpath
 import shutil
 import stat
 import struct
@@ -24,7 +32,7 @@ import numpy as np
 
 from . import conventions
 from .provenance import generator_text
-from .ply import PlyError, read_ply
+from .ply import FACE_DTYPE, VERTEX_DTYPE, PlyError, max_file_size, read_ply
 
 FORMAT = "gan2x.bundle"
 SUPPORTED_SCHEMA_VERSION = 1
@@ -32,9 +40,54 @@ MANIFEST_NAME = "manifest.json"
 TEXTURE_NAMES = ("albedo", "specular", "shininess", "normal")
 IMAGE_NAMES = ("target", "rerender", "mask")
 
-_MAX_ZIP_BYTES = 4 << 30
-"""Refuse archives that would unpack to more than this (a zip bomb guard)."""
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# --- limits (docs/bundle.md, "Limits") ---------------------------------------------
+
+MAX_TEXTURE_SIDE = 8192
+"""Textures are at most 8192 x 8192 pixels. Blender decodes a 16-bit PNG to
+float RGBA (1 GiB at this size) and the importer reads it once more."""
+MAX_IMAGE_SIDE = 8192
+"""The camera's image (target, rerender, mask are its size): at most this a side."""
+MAX_REPORT_SIDE = 32768
+"""images/report.png: at most this a side and ``report_max_pixels`` in all."""
+MAX_REPORT_PIXELS = 1 << 28
+REPORT_PANELS = 256
+"""A report holds fewer panels than this (75 with 32 pseudo samples)..."""
+REPORT_MIN_PANEL_SIDE = 320
+"""...each at the camera's size, or enlarged to below this when smaller."""
+MAX_VERTICES = 1 << 24
+MAX_FACES = 1 << 25
+MAX_MANIFEST_BYTES = 1 << 20
+"""A manifest is a few kilobytes."""
+MAX_MANIFEST_DEPTH = 64
+"""Nesting of objects and lists in the manifest (a real one nests 5 deep)."""
+MAX_LATENT_BYTES = 16 << 20
+"""provenance.latent_file: a W or W+ latent is kilobytes."""
+PNG_OVERHEAD_BYTES = 1 << 20
+"""Allowed on top of a PNG's raw pixel bytes (chunks, a colour profile, text)."""
+GLB_OVERHEAD_BYTES = 1 << 20
+"""Allowed on top of the .glb's mesh and images (its JSON, padding)."""
+MAX_BUNDLE_BYTES = 4 << 30
+"""The most a .zip may unpack to, whatever its manifest declares."""
+_COPY_CHUNK_BYTES = 1 << 20
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+                zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}
+"""Compression methods a member may use."""
+
+
+def png_max_bytes(width: int, height: int, channels: int = 4, bit_depth: int = 8) -> int:
+    """The most a PNG of this size may hold: its raw pixel bytes with a filter
+    byte a row (what deflate at its worst, stored blocks, barely exceeds),
+    plus 1% and ``PNG_OVERHEAD_BYTES``."""
+    row = 1 + (width * channels * bit_depth + 7) // 8
+    return int(height * row * 1.01) + PNG_OVERHEAD_BYTES
+
+
+def report_max_pixels(image_width: int, image_height: int) -> int:
+    """The most pixels images/report.png may have for a camera of this size."""
+    return min(MAX_REPORT_PIXELS, REPORT_PANELS * max(image_width, REPORT_MIN_PANEL_SIDE)
+               * max(image_height, REPORT_MIN_PANEL_SIDE))
 
 
 class BundleError(Exception):
@@ -89,7 +142,8 @@ class Bundle:
 
     ``images`` holds the required images (target, rerender, mask);
     ``report_path`` the optional report picture (images/report.png), None
-    when the bundle names none.
+    when the bundle names none. ``skipped_members``: the members of a .zip
+    that the manifest does not name, which were not unpacked.
 
     A bundle read from a .zip lives in a temporary directory that ``close()``
     (or leaving a ``with`` block, or garbage collection) removes; import it
@@ -113,7 +167,9 @@ class Bundle:
     latent_path: Path | None = None
     source: Path | None = None
     report_path: Path | None = None
+    skipped_members: list = field(default_factory=list)
     _cleanup: Any = field(default=None, repr=False)
+    _label: Any = field(default=None, repr=False)
 
     @property
     def generator(self) -> str:
@@ -124,6 +180,11 @@ class Bundle:
     def seed(self):
         """The seed from provenance (int or None)."""
         return self.provenance.get("seed")
+
+    def label(self, path) -> str:
+        """How messages name ``path``: '<zip> (<member>)' for a bundle read
+        from a .zip, the path otherwise."""
+        return self._label(Path(path)) if self._label is not None else str(path)
 
     def close(self) -> None:
         """Removes the temporary directory of a bundle read from a .zip."""
@@ -157,84 +218,201 @@ def read_bundle(path) -> Bundle:
 
 def _read_zip(zip_path: Path) -> Bundle:
     extract_dir = Path(tempfile.mkdtemp(prefix="gan2x-bundle-")).resolve()
+    label = _zip_label(zip_path, extract_dir)
     try:
-        manifest_path = _extract_zip(zip_path, extract_dir)
-        bundle = _read_directory(
-            manifest_path, source=zip_path,
-            label=lambda path: "{} ({})".format(zip_path, path.relative_to(extract_dir).as_posix()))
+        manifest_path, skipped = _extract_zip(zip_path, extract_dir)
+        bundle = _read_directory(manifest_path, source=zip_path, label=label)
     except BaseException:
         shutil.rmtree(extract_dir, ignore_errors=True)
         raise
     bundle._cleanup = weakref.finalize(bundle, shutil.rmtree, str(extract_dir), True)
+    bundle.skipped_members = skipped
     if manifest_path.parent == extract_dir:
         bundle.name = zip_path.stem
     return bundle
 
 
+def _zip_label(zip_path: Path, extract_dir: Path):
+    return lambda path: "{} ({})".format(zip_path, path.relative_to(extract_dir).as_posix())
+
+
 def unpack_bundle_zip(zip_path, directory) -> Path:
     """Unpacks a bundle zip (files at its top or in one folder) so that the
-    new folder ``directory`` holds the bundle's files, with the same checks as
-    ``read_bundle``; a temporary sibling is renamed into place, so a failure
-    leaves no half folder. Returns ``directory``. Does not validate the
-    manifest: ``read_bundle`` does that when the bundle is imported."""
+    new folder ``directory`` holds the bundle's files, with the same checks
+    and bounds as ``read_bundle``: members the manifest does not name are
+    left out. A temporary sibling is renamed into place, so a failure leaves
+    no half folder. Returns ``directory``. Checks only what the bounds need
+    (format, schema, declared sizes): ``read_bundle`` validates the rest when
+    the bundle is imported."""
     zip_path, directory = Path(zip_path), Path(directory)
     if directory.exists():
         raise BundleError("{}: already exists; not unpacking {} over it".format(directory, zip_path))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".tmp-", dir=directory.parent)).resolve()
     try:
-        manifest_path = _extract_zip(zip_path, staging)
+        manifest_path, _ = _extract_zip(zip_path, staging)
         os.replace(manifest_path.parent, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
-def _extract_zip(zip_path: Path, extract_dir: Path) -> Path:
-    """Unpacks ``zip_path`` into ``extract_dir``, refusing members that would
-    land outside it; returns the manifest's path."""
+class _TooLarge(Exception):
+    """A member unpacked to more than its bound."""
+
+
+def _copy_bounded(source, target: Path, bound: int) -> int:
+    """Copies the stream ``source`` into the new file ``target`` in chunks,
+    stopping with _TooLarge as soon as more than ``bound`` bytes came; on any
+    failure ``target`` is deleted. Returns the bytes written."""
+    written = 0
     try:
-        archive = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise BundleError("{}: cannot open the archive ({})".format(zip_path, error)) from None
-    root = extract_dir.resolve()
-    with archive:
-        members = archive.infolist()
-        if sum(member.file_size for member in members) > _MAX_ZIP_BYTES:
-            raise BundleError("{}: unpacks to more than {} GiB; not a bundle".format(
-                zip_path, _MAX_ZIP_BYTES >> 30))
-        for member in members:
-            name = member.filename
-            pure = PurePosixPath(name.replace("\\", "/"))
-            if (pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts
-                    or (pure.parts and ":" in pure.parts[0])):
-                raise BundleError("{}: member {!r} would be written outside the bundle; refusing the archive"
-                                  .format(zip_path, name))
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise BundleError("{}: member {!r} is a symbolic link; refusing the archive".format(zip_path, name))
-            target = (root / pure).resolve()
-            if target != root and root not in target.parents:
-                raise BundleError("{}: member {!r} would be written outside the bundle; refusing the archive"
-                                  .format(zip_path, name))
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(member) as source, open(target, "wb") as destination:
-                    shutil.copyfileobj(source, destination)
-            except (OSError, zipfile.BadZipFile, EOFError) as error:
-                raise BundleError("{}: cannot unpack {!r} ({})".format(zip_path, name, error)) from None
-    if (root / MANIFEST_NAME).is_file():
-        return root / MANIFEST_NAME
-    candidates = sorted(root.glob("*/" + MANIFEST_NAME))
+        with open(target, "xb") as destination:
+            while True:
+                chunk = source.read(_COPY_CHUNK_BYTES)
+                if not chunk:
+                    return written
+                written += len(chunk)
+                if written > bound:
+                    raise _TooLarge(written)
+                destination.write(chunk)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if target.is_file():
+                target.unlink()
+        raise
+
+
+def _archive_files(zip_path: Path, archive: zipfile.ZipFile, root: Path) -> dict:
+    """The archive's files by normalised name ('a/b'), after refusing the
+    archive for a member that would land outside ``root``, a symbolic link,
+    a name held twice, or a file inside another file."""
+    files = {}
+    for member in archive.infolist():
+        name = member.filename
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if (pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts
+                or (pure.parts and ":" in pure.parts[0])):
+            raise BundleError("{}: member {!r} would be written outside the bundle; refusing the archive"
+                              .format(zip_path, name))
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise BundleError("{}: member {!r} is a symbolic link; refusing the archive".format(zip_path, name))
+        target = (root / pure).resolve()
+        if target != root and root not in target.parents:
+            raise BundleError("{}: member {!r} would be written outside the bundle; refusing the archive"
+                              .format(zip_path, name))
+        if member.is_dir() or not pure.parts:
+            continue
+        key = pure.as_posix()
+        if key in files:
+            raise BundleError("{}: holds {!r} twice; refusing the archive".format(zip_path, name))
+        files[key] = member
+    for key, member in files.items():
+        for parent in PurePosixPath(key).parents:
+            if parent.as_posix() in files:
+                raise BundleError("{}: member {!r} lies inside {!r}, which is a file; refusing the archive"
+                                  .format(zip_path, member.filename, files[parent.as_posix()].filename))
+    return files
+
+
+def _manifest_key(zip_path: Path, files: dict) -> str:
+    if MANIFEST_NAME in files:
+        return MANIFEST_NAME
+    candidates = sorted(key for key in files
+                        if PurePosixPath(key).name == MANIFEST_NAME and len(PurePosixPath(key).parts) == 2)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise BundleError("{}: no {} at the top of the archive or in one folder; not a GAN2X bundle"
                           .format(zip_path, MANIFEST_NAME))
     raise BundleError("{}: holds {} bundles ({}); zip one bundle at a time".format(
-        zip_path, len(candidates), ", ".join(c.parent.name for c in candidates)))
+        zip_path, len(candidates), ", ".join(PurePosixPath(c).parent.name for c in candidates)))
+
+
+def _member_key(prefix: str, relative: str):
+    """The archive name of the bundle path ``relative`` (as in the manifest),
+    or None for a path that is not a plain one inside the bundle (the
+    manifest check refuses those)."""
+    if not relative or "\\" in relative or relative.startswith("/"):
+        return None
+    normal = posixpath.normpath(relative)
+    if normal in (".", "..") or normal.startswith("../") or ":" in normal.split("/")[0]:
+        return None
+    return prefix + normal
+
+
+def _check_member(zip_path: Path, member: zipfile.ZipInfo, bound: int, allows: str) -> None:
+    """Refuses, from its header alone, a member that cannot or may not be
+    unpacked: encrypted, compressed with an unknown method, or larger than
+    ``bound``."""
+    name = member.filename
+    if member.flag_bits & 0x1:
+        raise BundleError("{}: member {!r} is encrypted; zip the bundle again without a password"
+                          .format(zip_path, name))
+    if member.compress_type not in _ZIP_METHODS:
+        raise BundleError("{}: member {!r} uses compression method {}, which this reader cannot unpack "
+                          "(it reads {}); zip the bundle again with deflate".format(
+                              zip_path, name, member.compress_type, ", ".join(_ZIP_METHODS.values())))
+    if member.file_size > bound:
+        raise BundleError("{}: member {!r} unpacks to {} bytes; {} at most {} bytes (docs/bundle.md, Limits); "
+                          "refusing the archive".format(zip_path, name, member.file_size, allows, bound))
+
+
+def _unpack_member(zip_path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path,
+                   bound: int, allows: str) -> None:
+    """Unpacks ``member`` to ``target`` in chunks, stopping (and deleting
+    what it wrote) as soon as it passes ``bound`` bytes."""
+    _check_member(zip_path, member, bound, allows)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as source:
+            _copy_bounded(source, target, bound)
+    except _TooLarge:
+        raise BundleError("{}: member {!r} unpacks to more than {} bytes, though its header says {}; {} at most "
+                          "{} bytes (docs/bundle.md, Limits); refusing the archive".format(
+                              zip_path, member.filename, bound, member.file_size, allows, bound)) from None
+    except Exception as error:  # OSError, BadZipFile, zlib/LZMA errors, a password or method zipfile refuses
+        raise BundleError("{}: cannot unpack {!r} ({}: {})".format(
+            zip_path, member.filename, type(error).__name__, error)) from None
+
+
+def _extract_zip(zip_path: Path, extract_dir: Path):
+    """Unpacks the bundle in ``zip_path`` into ``extract_dir``: the manifest
+    first (bounded), then each member it names, bounded by what it declares.
+    Refuses members that would land outside ``extract_dir`` or are links.
+    Returns (the manifest's path, the names of the members left out)."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError, NotImplementedError) as error:
+        raise BundleError("{}: cannot open the archive ({})".format(zip_path, error)) from None
+    root = extract_dir.resolve()
+    with archive:
+        files = _archive_files(zip_path, archive, root)
+        manifest_key = _manifest_key(zip_path, files)
+        prefix = manifest_key[:-len(MANIFEST_NAME)]
+        manifest_path = root / manifest_key
+        _unpack_member(zip_path, archive, files[manifest_key], manifest_path, MAX_MANIFEST_BYTES,
+                       "a manifest is")
+        reader = _Reader(manifest_path, _zip_label(zip_path, root))
+        declared = _declared_sizes(reader, _load_manifest(reader))
+
+        wanted = {}  # archive name -> (bound, what the manifest says it is)
+        for relative, dotted, bound in declared.files:
+            key = _member_key(prefix, relative)
+            if key is None or key == manifest_key or key not in files:
+                continue  # _read_directory says why (outside the bundle, missing)
+            if key not in wanted or bound > wanted[key][0]:
+                wanted[key] = (bound, "'{}' allows".format(dotted))
+        for key, (bound, allows) in wanted.items():
+            _check_member(zip_path, files[key], bound, allows)
+        total = sum(files[key].file_size for key in [manifest_key, *wanted])
+        if total > MAX_BUNDLE_BYTES:
+            raise BundleError("{}: unpacks to {} bytes; a bundle is at most {} GiB (docs/bundle.md, Limits)"
+                              .format(zip_path, total, MAX_BUNDLE_BYTES >> 30))
+        for key, (bound, allows) in sorted(wanted.items()):
+            _unpack_member(zip_path, archive, files[key], root / key, bound, allows)
+        skipped = sorted(files[key].filename for key in files if key != manifest_key and key not in wanted)
+    return manifest_path, skipped
 
 
 # --- manifest -------------------------------------------------------------------
@@ -287,6 +465,14 @@ class _Reader:
                 dotted, "an" if kind in ("int", "object") else "a", kind, _short(value)))
         return value
 
+    def count(self, mapping, key, maximum: int, where="", minimum: int = 0, limit: str = "") -> int:
+        """An int in [minimum, maximum]; ``limit`` says which limit (for the message)."""
+        value = self.value(mapping, key, "int", where)
+        if not minimum <= value <= maximum:
+            raise self.error("'{}{}' is {}; it must be from {} to {}{} (docs/bundle.md, Limits)".format(
+                where, key, value, minimum, maximum, "; " + limit if limit else ""))
+        return value
+
     def number(self, mapping, key, where="", minimum=None, exclusive=False) -> float:
         value = float(self.value(mapping, key, "number", where))
         if minimum is not None and (value < minimum or (exclusive and value == minimum)):
@@ -334,9 +520,16 @@ def _load_manifest(reader: _Reader) -> dict:
         raise BundleError("{}: missing; a bundle folder holds a {} (is this a GAN2X bundle?)".format(
             reader.label(path), MANIFEST_NAME))
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_MANIFEST_BYTES + 1)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise reader.error("is larger than a manifest may be: at most {} bytes (docs/bundle.md, Limits)"
+                               .format(MAX_MANIFEST_BYTES))
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise reader.error("cannot read the manifest ({})".format(error)) from None
+    nested = reader.error("nested too deeply; a manifest nests objects and lists at most {} deep"
+                          .format(MAX_MANIFEST_DEPTH))
     try:
         manifest = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NonFinite as error:
@@ -345,6 +538,10 @@ def _load_manifest(reader: _Reader) -> dict:
     except json.JSONDecodeError as error:
         raise reader.error("not valid JSON ({} at line {}, column {})".format(
             error.msg, error.lineno, error.colno)) from None
+    except RecursionError:
+        raise nested from None
+    if _nesting_depth(manifest) > MAX_MANIFEST_DEPTH:
+        raise nested
     if not isinstance(manifest, dict):
         raise reader.error("the manifest must be a JSON object")
     if manifest.get("format") != FORMAT:
@@ -361,6 +558,84 @@ def _load_manifest(reader: _Reader) -> dict:
     return manifest
 
 
+def _nesting_depth(value) -> int:
+    """How deeply objects and lists nest in ``value`` (without recursion);
+    stops counting past MAX_MANIFEST_DEPTH."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_MANIFEST_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+@dataclass
+class _Declared:
+    """What the manifest declares about sizes, checked against the limits.
+    ``files``: (path as the manifest has it, manifest key, the most bytes
+    that file may hold) for every file the manifest names."""
+    vertex_count: int
+    face_count: int
+    textures: dict
+    """name -> (width, height, bit depth)"""
+    image_size: tuple
+    """the camera's (width, height)"""
+    files: list
+
+
+def _declared_sizes(reader: _Reader, manifest: dict) -> _Declared:
+    """Checks the sizes the manifest declares against the limits and derives
+    from them a bound for each file it names (docs/bundle.md, Limits)."""
+    mesh_info = reader.value(manifest, "mesh", "object")
+    vertex_count = reader.count(mesh_info, "vertex_count", MAX_VERTICES, "mesh.")
+    face_count = reader.count(mesh_info, "face_count", MAX_FACES, "mesh.")
+    files = [(reader.value(mesh_info, "file", "str", "mesh."), "mesh.file", max_file_size(vertex_count, face_count))]
+
+    texture_info = reader.value(manifest, "textures", "object")
+    textures = {}
+    for name in TEXTURE_NAMES:
+        where = "textures.{}.".format(name)
+        info = reader.value(texture_info, name, "object", "textures.")
+        limit = "textures are at most {0}x{0} pixels".format(MAX_TEXTURE_SIDE)
+        width = reader.count(info, "width", MAX_TEXTURE_SIDE, where, minimum=1, limit=limit)
+        height = reader.count(info, "height", MAX_TEXTURE_SIDE, where, minimum=1, limit=limit)
+        bit_depth = reader.value(info, "bit_depth", "int", where)
+        if bit_depth not in (1, 2, 4, 8, 16):
+            raise reader.error("'{}bit_depth' is {}; a PNG has 1, 2, 4, 8 or 16 bits a channel".format(
+                where, bit_depth))
+        textures[name] = (width, height, bit_depth)
+        files.append((reader.value(info, "file", "str", where), where + "file",
+                      png_max_bytes(width, height, 4, bit_depth)))
+
+    camera = reader.value(manifest, "camera", "object")
+    limit = "images are at most {} pixels a side".format(MAX_IMAGE_SIDE)
+    image_size = (reader.count(camera, "image_width", MAX_IMAGE_SIDE, "camera.", minimum=1, limit=limit),
+                  reader.count(camera, "image_height", MAX_IMAGE_SIDE, "camera.", minimum=1, limit=limit))
+    images_info = reader.value(manifest, "images", "object")
+    for name in IMAGE_NAMES:
+        files.append((reader.value(images_info, name, "str", "images."), "images." + name,
+                      png_max_bytes(*image_size, 4, 8)))
+    if "report" in images_info:
+        pixels = report_max_pixels(*image_size)
+        files.append((reader.value(images_info, "report", "str", "images."), "images.report",
+                      int(pixels * 4 * 1.01) + MAX_REPORT_SIDE + PNG_OVERHEAD_BYTES))
+
+    # The .glb: the mesh (positions, normals, uvs, indices) and four 8-bit images at the texture size.
+    texture_width = max(size[0] for size in textures.values())
+    texture_height = max(size[1] for size in textures.values())
+    glb_bound = (vertex_count * (VERTEX_DTYPE.itemsize + 4) + face_count * (FACE_DTYPE.itemsize - 1)
+                 + 4 * png_max_bytes(texture_width, texture_height, 4, 8) + GLB_OVERHEAD_BYTES)
+    files.append((reader.value(manifest, "glb", "str"), "glb", glb_bound))
+    provenance = manifest.get("provenance")
+    if isinstance(provenance, dict) and isinstance(provenance.get("latent_file"), str):
+        files.append((provenance["latent_file"], "provenance.latent_file", MAX_LATENT_BYTES))
+    return _Declared(vertex_count=vertex_count, face_count=face_count, textures=textures,
+                     image_size=image_size, files=files)
+
+
 def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
     reader = _Reader(manifest_path, label)
     manifest = _load_manifest(reader)
@@ -372,10 +647,10 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
     if reader.value(manifest, "up_axis", "str") != "+Y":
         raise reader.error("'up_axis' must be '+Y', found {}".format(_short(manifest["up_axis"])))
 
+    declared = _declared_sizes(reader, manifest)
     mesh_info = reader.value(manifest, "mesh", "object")
     mesh_path = reader.file(mesh_info, "file", "mesh.")
-    vertex_count = reader.value(mesh_info, "vertex_count", "int", "mesh.")
-    face_count = reader.value(mesh_info, "face_count", "int", "mesh.")
+    vertex_count, face_count = declared.vertex_count, declared.face_count
     reader.vector(mesh_info, "bounds_min", 3, "mesh.")
     reader.vector(mesh_info, "bounds_max", 3, "mesh.")
 
@@ -389,7 +664,11 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
 
     images_info = reader.value(manifest, "images", "object")
     images = {name: reader.file(images_info, name, "images.") for name in IMAGE_NAMES}
+    for path in images.values():
+        _check_image(reader, path, camera)
     report_path = reader.file(images_info, "report", "images.") if "report" in images_info else None
+    if report_path is not None:
+        _check_report(reader, report_path, camera)
     glb_path = reader.file(manifest, "glb")
 
     provenance = reader.value(manifest, "provenance", "object")
@@ -400,8 +679,16 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
     if provenance.get("latent_file") is not None:
         latent_path = reader.file(provenance, "latent_file", "provenance.")
 
+    ply_bound = max_file_size(vertex_count, face_count)
     try:
-        mesh = read_ply(mesh_path)
+        ply_bytes = mesh_path.stat().st_size
+    except OSError as error:
+        raise reader.error("cannot read ({})".format(error), path=mesh_path) from None
+    if ply_bytes > ply_bound:
+        raise reader.error("is {} bytes; {} vertices and {} faces (manifest.json) take at most {} bytes".format(
+            ply_bytes, vertex_count, face_count, ply_bound), path=mesh_path)
+    try:
+        mesh = read_ply(mesh_path, max_bytes=ply_bound)
     except PlyError as error:
         raise reader.error(str(error), path=mesh_path) from None
     except OSError as error:
@@ -430,6 +717,7 @@ def _read_directory(manifest_path: Path, source: Path, label=None) -> Bundle:
         latent_path=latent_path,
         source=source,
         report_path=report_path,
+        _label=label,
     )
 
 
@@ -473,6 +761,31 @@ def _read_texture(reader: _Reader, manifest: dict, name: str) -> TextureInfo:
             actual_depth, bit_depth), path=path)
     return TextureInfo(path=path, width=width, height=height, bit_depth=bit_depth,
                        colour_space=colour_space, encoding=dict(encoding))
+
+
+def _check_image(reader: _Reader, path: Path, camera: "Camera") -> None:
+    """target, rerender and mask: PNGs at the camera's size (from the header)."""
+    actual = png_size_and_depth(path)
+    if actual is None:
+        raise reader.error("not a PNG file", path=path)
+    width, height, _ = actual
+    if (width, height) != (camera.image_width, camera.image_height):
+        raise reader.error("is {}x{} pixels but the camera in manifest.json is {}x{}".format(
+            width, height, camera.image_width, camera.image_height), path=path)
+
+
+def _check_report(reader: _Reader, path: Path, camera: "Camera") -> None:
+    """images/report.png: a PNG of any size within the report's bound."""
+    actual = png_size_and_depth(path)
+    if actual is None:
+        raise reader.error("not a PNG file", path=path)
+    width, height, _ = actual
+    most = report_max_pixels(camera.image_width, camera.image_height)
+    if not (0 < width <= MAX_REPORT_SIDE and 0 < height <= MAX_REPORT_SIDE and width * height <= most):
+        raise reader.error("is {}x{} pixels; a report is at most {} pixels a side and {} pixels in all for a "
+                           "{}x{} camera (docs/bundle.md, Limits)".format(
+                               width, height, MAX_REPORT_SIDE, most, camera.image_width, camera.image_height),
+                           path=path)
 
 
 def png_size_and_depth(path: Path):

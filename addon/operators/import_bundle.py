@@ -61,6 +61,7 @@ class GAN2X_OT_import_bundle(bpy.types.Operator, ImportHelper):
         try:
             with read_bundle(self.filepath) as bundle:
                 result = import_bundle(context, bundle, ImportOptions.from_settings(self))
+                skipped = list(bundle.skipped_members)
         except BundleError as error:
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
@@ -68,6 +69,9 @@ class GAN2X_OT_import_bundle(bpy.types.Operator, ImportHelper):
         self.report({'INFO'}, "Imported {} ({} vertices, {} faces)".format(
             result.collection.name, len(result.mesh_object.data.vertices),
             len(result.mesh_object.data.polygons)))
+        if skipped:
+            self.report({'WARNING'}, "{}: skipped {} member(s) that manifest.json does not name: {}".format(
+                self.filepath, len(skipped), ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")))
         return {'FINISHED'}
 
 
