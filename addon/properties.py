@@ -128,6 +128,9 @@ class GAN2X_PG_job(bpy.types.PropertyGroup):
     message: StringProperty(name="Message", description="Why it failed, or what happened last")
     backend_url: StringProperty(name="Backend")
     bundle_dir: StringProperty(name="Bundle", subtype='DIR_PATH')
+    report_path: StringProperty(
+        name="Report", subtype='FILE_PATH',
+        description="The bundle's report picture (images/report.png; images/rerender.png for older bundles)")
     scene_name: StringProperty(name="Scene", description="The scene the asset is imported into")
     collection_name: StringProperty(name="Collection", description="The import's collection")
     import_lights: BoolProperty(default=True)
@@ -141,9 +144,15 @@ class GAN2X_PG_job(bpy.types.PropertyGroup):
         return self.state in ACTIVE_JOB_STATES
 
 
+def _active_job_changed(self, context):
+    from . import session  # imports this module
+
+    session.active_job_changed(self)
+
+
 class GAN2X_PG_session(bpy.types.PropertyGroup):
     jobs: CollectionProperty(type=GAN2X_PG_job)
-    active_job_index: IntProperty(name="Active Job", default=-1)
+    active_job_index: IntProperty(name="Active Job", default=-1, update=_active_job_changed)
     backend_state: EnumProperty(
         name="Backend",
         items=(

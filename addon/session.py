@@ -5,7 +5,9 @@ Network calls run on background threads (``client.jobs.JobRunner`` and the
 status check here) that never touch bpy; they put plain events on
 ``events``. ``poll`` (a ``bpy.app.timers`` function, registered while
 anything is under way) drains that queue on the main thread, updates
-``window_manager.gan2x`` (what the sidebar draws) and imports finished
+``window_manager.gan2x`` (what the sidebar draws), loads the running
+fits' previews and the finished jobs' report pictures into a
+``bpy.utils.previews`` collection (``preview_entry``) and imports finished
 bundles into the scene they were asked for.
 """
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import bpy
+import bpy.utils.previews
+import numpy as np
 
 from .blender.scene import ImportOptions, import_bundle, select_imported
 from .bundle.reader import BundleError, read_bundle
 from .client.jobs import JobEvent, JobRequest, JobRunner
 from .client.local_backend import LocalBackend
-from .client.service import BackendStatus, ServiceClient, ServiceError, check_backend, describe_progress
+from .client.service import (BackendStatus, ServiceClient, ServiceError, check_backend, describe_progress,
+                             png_size)
 from .client.token import TokenError, resolve_token
 from .preferences import preferences
 from .properties import set_known_generators
@@ -34,12 +39,26 @@ POLL_INTERVAL_S = 0.25
 STARTUP_WAIT_S = 60.0
 """How long a status check waits for a backend Blender has just started."""
 _MAX_EVENTS_PER_POLL = 200
+LIVE_PREVIEW_SIDE = 256
+"""Previews wider or taller than this are scaled down (the service's are 64 px)."""
+REPORT_PREVIEW_SIDE = 512
+MAX_REPORT_PREVIEWS = 8
+"""Report pictures kept loaded (the most recently shown); a job's is loaded
+again when it is selected in the jobs list."""
+MAX_PICTURE_BYTES = 64 << 20
+MAX_PICTURE_SIDE = 4096
 
 events: queue.Queue = queue.Queue()
 runners: dict = {}
 """JobRunner by the job's key (``GAN2X_PG_job.key``), while its thread runs."""
 local_backend = LocalBackend()
 _checks: list = []
+_previews = None
+"""The ``bpy.utils.previews`` collection: ``live:<key>`` (a running job's
+latest preview) and ``report:<key>`` (a finished job's report picture);
+created on first use, closed by ``unregister``."""
+_report_keys: list = []
+"""Keys of the loaded report pictures, least recently loaded first."""
 _STATE_OF_KIND = {"ok": 'OK', "unreachable": 'UNREACHABLE', "auth": 'AUTH', "incompatible": 'INCOMPATIBLE',
                   "offline": 'OFFLINE'}
 _JOB_STATES = {"queued": 'QUEUED', "running": 'RUNNING', "succeeded": 'DOWNLOADING', "failed": 'FAILED',
@@ -145,9 +164,12 @@ def import_job(item, context=None):
     scene = bpy.data.scenes.get(item.scene_name) or context.scene
     with read_bundle(item.bundle_dir) as bundle:
         result = import_bundle(SimpleNamespace(scene=scene), bundle, ImportOptions.from_settings(item))
+        report = getattr(bundle, "report_path", None) or bundle.images.get("rerender")
     view_layer = context.view_layer if scene == context.scene else scene.view_layers[0]
     select_imported(view_layer, result)
     item.collection_name = result.collection.name
+    item.report_path = str(report) if report else ""
+    load_report_preview(item)
     return result
 
 
@@ -161,11 +183,16 @@ def _apply(state, event: JobEvent) -> None:
     item = find_job(state, event.key)
     if event.kind == "finished":
         runners.pop(event.key, None)
+        _drop_preview("live", event.key)
         if item is not None and item.active:  # the thread ended without a final word
             _fail(item, item.message or "the job's thread ended unexpectedly")
         return
     if item is None:
         return  # its list was cleared (a new file was loaded)
+    if event.kind == "preview":
+        if item.active:
+            _load_png_preview(_preview_name("live", item.key), event.preview_path, LIVE_PREVIEW_SIDE)
+        return
     if event.kind == "job":
         job = event.job
         item.job_id = job["id"]
@@ -203,6 +230,122 @@ def _push_undo(message: str) -> None:
         bpy.ops.ed.undo_push(message=message)
     except RuntimeError:
         pass  # no undo stack (background mode)
+
+
+# --- previews -------------------------------------------------------------------------
+
+def _preview_name(kind: str, key: str) -> str:
+    return "{}:{}".format(kind, key)
+
+
+def preview_entry(kind: str, key: str):
+    """The ``bpy.types.ImagePreview`` of a job (``kind`` ``live``: its running
+    fit's latest preview; ``report``: its bundle's report picture), or None.
+    For draw(): never loads anything."""
+    if _previews is None:
+        return None
+    return _previews.get(_preview_name(kind, key))
+
+
+def _load_png_preview(name: str, path, max_side: int) -> bool:
+    """Main thread only. Reads the PNG at ``path`` with Blender (one image
+    datablock, removed at once: none pile up), scaled down to at most
+    ``max_side`` pixels a side, into the preview ``name``, replacing the
+    earlier one (so a collection holds one entry per name however often it
+    is updated). False, leaving the earlier preview, for a file that is
+    missing, too big or not a PNG."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_PICTURE_BYTES:
+            return False
+        with open(path, "rb") as stream:
+            head = stream.read(33)
+    except OSError:
+        return False
+    if png_size(head, MAX_PICTURE_SIDE) is None:
+        return False
+    image = None
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+        width, height = image.size
+        if not width or not height:
+            return False  # Blender could not decode it
+        if max(width, height) > max_side:
+            factor = max_side / max(width, height)
+            image.scale(max(1, round(width * factor)), max(1, round(height * factor)))
+            width, height = image.size
+        pixels = np.empty(width * height * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+    except (RuntimeError, ValueError) as error:
+        print("GAN2X: cannot show the picture {}: {}".format(path, error))
+        return False
+    finally:
+        if image is not None:
+            bpy.data.images.remove(image)
+    global _previews
+    if _previews is None:
+        _previews = bpy.utils.previews.new()
+    if name in _previews:
+        del _previews[name]
+    entry = _previews.new(name)
+    entry.image_size = (width, height)
+    entry.image_pixels_float.foreach_set(pixels)
+    return True
+
+
+def load_report_preview(item) -> bool:
+    """Loads the job's report picture (``item.report_path``) for the jobs
+    list's detail, unless it is loaded already; keeps the most recent
+    ``MAX_REPORT_PREVIEWS``. Main thread, not from draw()."""
+    if not item.report_path:
+        return False
+    if item.key in _report_keys and preview_entry("report", item.key) is not None:
+        _report_keys.remove(item.key)
+        _report_keys.append(item.key)
+        return True
+    if not _load_png_preview(_preview_name("report", item.key), item.report_path, REPORT_PREVIEW_SIDE):
+        return False
+    if item.key in _report_keys:
+        _report_keys.remove(item.key)
+    _report_keys.append(item.key)
+    while len(_report_keys) > MAX_REPORT_PREVIEWS:
+        _drop_preview("report", _report_keys.pop(0))
+    return True
+
+
+def active_job_changed(state) -> None:
+    """``active_job_index``'s update: the selected job's report picture."""
+    if 0 <= state.active_job_index < len(state.jobs):
+        load_report_preview(state.jobs[state.active_job_index])
+
+
+def _drop_preview(kind: str, key: str) -> None:
+    name = _preview_name(kind, key)
+    if _previews is not None and name in _previews:
+        del _previews[name]
+    if kind == "report" and key in _report_keys:
+        _report_keys.remove(key)
+
+
+def _prune_previews(state) -> None:
+    """Drops the previews of jobs no longer in the list, and the live
+    previews of jobs that are over."""
+    if not _previews:
+        return
+    jobs = {item.key: item for item in state.jobs}
+    for name in list(_previews.keys()):
+        kind, _, key = name.partition(":")
+        item = jobs.get(key)
+        if item is None or (kind == "live" and not item.active):
+            _drop_preview(kind, key)
+
+
+def close_previews() -> None:
+    global _previews
+    if _previews is not None:
+        bpy.utils.previews.remove(_previews)
+        _previews = None
+    _report_keys.clear()
 
 
 # --- the backend's status ----------------------------------------------------------
@@ -259,12 +402,19 @@ def poll():
     seconds to the next call, or None (the timer stops) when nothing is under way."""
     wm = bpy.context.window_manager
     state = getattr(wm, "gan2x", None) if wm is not None else None
+    taken = []
     for _ in range(_MAX_EVENTS_PER_POLL):
         try:
-            event = events.get_nowait()
+            taken.append(events.get_nowait())
         except queue.Empty:
             break
+    # of several previews of a job, only the last is worth loading (the file holds it anyway)
+    last_preview = {event.key: index for index, event in enumerate(taken)
+                    if isinstance(event, JobEvent) and event.kind == "preview"}
+    for index, event in enumerate(taken):
         if state is None:
+            continue
+        if isinstance(event, JobEvent) and event.kind == "preview" and last_preview[event.key] != index:
             continue
         try:
             if isinstance(event, BackendStatus):
@@ -272,6 +422,11 @@ def poll():
             else:
                 _apply(state, event)
         except Exception:  # a bug must not stop the timer, or every other job would hang
+            traceback.print_exc()
+    if state is not None:
+        try:
+            _prune_previews(state)
+        except Exception:
             traceback.print_exc()
     _redraw(wm)
     return POLL_INTERVAL_S if busy() else None
@@ -319,5 +474,6 @@ def unregister() -> None:
     _checks.clear()
     while not events.empty():
         events.get_nowait()
+    close_previews()
     stop_local_backend()
     atexit.unregister(stop_local_backend)

@@ -10,15 +10,25 @@ what a person can do about it; ``kind`` sorts them for the user interface:
 - ``offline``: Blender's online access is off and the URL is not loopback;
 - ``refused``: the service answered with an error (a bad setting, an
   unknown job, ...);
-- ``protocol``: an answer that is not what the API describes.
+- ``protocol``: an answer that is not what the API describes (an id that is
+  not one, a job of an unknown state, a preview that is not a PNG, ...).
+
+Nothing that comes back from the network is trusted as a path or a URL:
+every id is checked against ``ID_PATTERN`` before it goes into a request or
+a file name (``check_id``), job answers are checked for their shape
+(``check_job``), and the client builds its own URLs from checked ids rather
+than follow the ``preview_url`` / ``bundle_url`` an answer carries.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +40,13 @@ SUPPORTED_MAJOR = 0
 """The backend major version this add-on speaks to (0.x: the v1 API below)."""
 MIN_VERSION = (0, 1, 0)
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
+JOB_STATES = frozenset({"queued", "running"}) | FINAL_STATES
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+"""The ids the service gives jobs, uploads and batches: ``uuid.uuid4().hex``
+(``new_id`` in backend/gan2x/service/store.py). The one place the add-on
+says what an id is; ``check_id`` applies it."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _DEFAULT_TIMEOUT_S = 10.0
 _DOWNLOAD_CHUNK = 1 << 20
 
@@ -43,6 +60,77 @@ class ServiceError(Exception):
         self.kind = kind
         self.status = status
         self.code = code
+
+
+def _shown(value, limit: int = 80) -> str:
+    """``repr`` of a value from the network, cut short (it goes into messages)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_id(value, what: str = "job id", url: str = "the backend") -> str:
+    """``value`` if it is an id as the service makes them (``ID_PATTERN``);
+    otherwise raises ServiceError (``protocol``): an id that is a path
+    (``../x``, ``/abs``, ``a/b``), holds a NUL, is too long or is not a
+    string never reaches a URL or a file name."""
+    if isinstance(value, str) and ID_PATTERN.fullmatch(value):
+        return value
+    raise ServiceError(
+        "{} gave {} as a {}, and a GAN2X id is 32 hexadecimal digits: it is not a GAN2X backend, or something "
+        "between this machine and it changed its answer (for a remote backend use an SSH tunnel or HTTPS, "
+        "docs/service.md); the add-on stopped following the job and wrote nothing for it".format(
+            url, _shown(value), what), "protocol")
+
+
+def _number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def check_job(answer, url: str = "the backend", expected_id: str | None = None) -> dict:
+    """``answer`` if it is a job as docs/service.md describes it (a checked
+    id, a known state, a progress of the right types), the job asked about
+    when ``expected_id`` is given; otherwise raises ServiceError (``protocol``)."""
+    def refuse(why: str):
+        raise ServiceError("{} answered with {}; it is not a GAN2X backend, or something between this machine "
+                           "and it changed its answer".format(url, why), "protocol")
+
+    if not isinstance(answer, dict):
+        refuse("{}, not a job".format(_shown(answer)))
+    job_id = check_id(answer.get("id"), "job id", url)
+    if expected_id is not None and job_id != expected_id:
+        refuse("job {} when asked about job {}".format(job_id, expected_id))
+    if answer.get("state") not in JOB_STATES:
+        refuse("a job in the unknown state {}".format(_shown(answer.get("state"))))
+    progress = answer.get("progress")
+    if progress is not None and not (
+            isinstance(progress, dict) and isinstance(progress.get("stage") or "", str)
+            and all(_number(progress.get(name)) for name in ("step", "total_steps", "fraction", "eta_seconds"))):
+        refuse("a job progress that is not one ({})".format(_shown(progress)))
+    error = answer.get("error")
+    if error is not None and not (isinstance(error, dict) and isinstance(error.get("message") or "", str)):
+        refuse("a job error that is not one ({})".format(_shown(error)))
+    if answer.get("queue_position") is not None and not _number(answer["queue_position"]):
+        refuse("a queue position that is not a number ({})".format(_shown(answer["queue_position"])))
+    return answer
+
+
+def png_size(data: bytes, max_side: int = 4096) -> tuple[int, int] | None:
+    """(width, height) from the start of a PNG file (its signature and an
+    IHDR chunk with a good checksum, each side 1..``max_side``), or None when
+    ``data`` does not start like one."""
+    if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[8:16] != b"\x00\x00\x00\x0dIHDR":
+        return None
+    if zlib.crc32(data[12:29]) != struct.unpack(">I", data[29:33])[0]:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    if not (1 <= width <= max_side and 1 <= height <= max_side):
+        return None
+    return width, height
+
+
+def check_png(data: bytes, max_side: int = 4096) -> tuple[int, int] | None:
+    """``png_size`` of a whole PNG file, which must also end with IEND."""
+    return png_size(data, max_side) if data.endswith(_PNG_END) else None
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -107,24 +195,52 @@ class ServiceClient:
         except OSError as error:
             raise ServiceError("cannot read the image {}: {}".format(path, error.strerror or error),
                                "refused") from None
-        return self._json("POST", "/uploads", body=content, content_type="application/octet-stream")
+        answer = self._json("POST", "/uploads", body=content, content_type="application/octet-stream")
+        if not isinstance(answer, dict):
+            raise ServiceError("{} answered the upload with {}, not an upload; it is not a GAN2X backend".format(
+                self.url, _shown(answer)), "protocol")
+        check_id(answer.get("id"), "upload id", self.url)
+        return answer
 
     def submit_job(self, source: dict, settings: dict) -> dict:
-        return self._json("POST", "/jobs", body={"source": source, "settings": settings})
+        return check_job(self._json("POST", "/jobs", body={"source": source, "settings": settings}), self.url)
 
     def job(self, job_id: str) -> dict:
-        return self._json("GET", "/jobs/" + job_id)
+        path = "/jobs/" + self._id(job_id)
+        return check_job(self._json("GET", path), self.url, job_id)
 
     def cancel_job(self, job_id: str) -> dict:
-        return self._json("POST", "/jobs/{}/cancel".format(job_id))
+        path = "/jobs/{}/cancel".format(self._id(job_id))
+        return check_job(self._json("POST", path), self.url, job_id)
+
+    def preview(self, job_id: str, max_bytes: int, max_side: int = 4096) -> bytes:
+        """``GET /v1/jobs/{id}/preview.png``: the PNG's bytes, at most
+        ``max_bytes``; raises ServiceError (``protocol``) for a bigger answer
+        or one that is not a PNG (``check_png``), ``refused`` (404) when the
+        job has no preview yet. The URL is built from the checked id, never
+        taken from the job's ``preview_url``."""
+        path = "/jobs/{}/preview.png".format(self._id(job_id))
+        with self._open("GET", path) as response:
+            try:
+                data = response.read(max_bytes + 1)
+            except (OSError, socket.timeout) as error:
+                raise self._connection_error(error) from None
+        if len(data) > max_bytes:
+            raise ServiceError("{}'s preview of job {} is larger than {} bytes; not taking it".format(
+                self.url, job_id, max_bytes), "protocol")
+        if check_png(data, max_side) is None:
+            raise ServiceError("{}'s preview of job {} is not a PNG of at most {} pixels a side".format(
+                self.url, job_id, max_side), "protocol")
+        return data
 
     def download_bundle(self, job_id: str, destination: Path, timeout: float = 300.0) -> Path:
         """Streams the job's ``bundle.zip`` to ``destination`` (written to a
         ``.part`` file, then renamed, so a broken download leaves nothing)."""
+        path = "/jobs/{}/bundle.zip".format(self._id(job_id))
         destination = Path(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
-        response = self._open("GET", "/jobs/{}/bundle.zip".format(job_id), timeout=timeout)
+        response = self._open("GET", path, timeout=timeout)
         try:
             with response, open(partial, "wb") as stream:
                 while True:
@@ -141,6 +257,10 @@ class ServiceClient:
         return destination
 
     # --- plumbing ---------------------------------------------------------------
+
+    def _id(self, job_id) -> str:
+        """A job id checked before it goes into a request's path."""
+        return check_id(job_id, "job id", self.url)
 
     def _json(self, method: str, path: str, *, body=None, content_type: str = "application/json",
               authorised: bool = True):

@@ -1,14 +1,23 @@
 """3D Viewport > Sidebar > GAN2X: the backend's status, the source, the
-quality, Reconstruct with the running job's progress and Cancel; below, the
-fit settings, the import options, this session's jobs and the last import."""
+quality, Reconstruct with the running job's progress, its live preview and
+Cancel; below, the fit settings, the import options, this session's jobs
+(with the selected job's report picture) and the last import.
+
+Pictures come from ``session.preview_entry`` (loaded by the session's timer,
+never here: draw() only shows what is loaded)."""
 
 import bpy
 
+from .. import session
 from ..blender.scene import last_import, provenance_of
 from ..bundle.provenance import generator_text, metric_lines, seed_text
 from ..client.service import format_seconds
 from ..operators.import_bundle import GAN2X_OT_import_bundle
 from ..preferences import draw_backend_status, wrap
+
+LIVE_PREVIEW_SCALE = 6.0
+"""The live preview's size in the job box, in UI units (a 64-pixel preview: 120 pixels at 100% scale)."""
+REPORT_SCALE = 12.0
 
 _STATE_ICONS = {'SUBMITTING': 'EXPORT', 'QUEUED': 'SORTTIME', 'RUNNING': 'PLAY', 'DOWNLOADING': 'IMPORT',
                 'IMPORTED': 'CHECKMARK', 'DONE': 'CHECKMARK', 'FAILED': 'ERROR', 'CANCELLED': 'CANCEL'}
@@ -68,6 +77,9 @@ class VIEW3D_PT_gan2x(bpy.types.Panel):
             if running:
                 box.label(text=item.stage or item.message or "starting")
                 box.progress(factor=item.fraction, type='BAR', text=progress_text(item))
+                preview = session.preview_entry("live", item.key)
+                if preview is not None:
+                    box.template_icon(icon_value=preview.icon_id, scale=LIVE_PREVIEW_SCALE)
                 box.operator("gan2x.cancel_job", text="Cancel", icon='CANCEL')
             elif item.message:
                 lines = box.column(align=True)
@@ -151,6 +163,11 @@ class VIEW3D_PT_gan2x_jobs(bpy.types.Panel):
         row.operator("gan2x.open_job_folder", text="Open Folder", icon='FILE_FOLDER')
         if item.active:
             row.operator("gan2x.cancel_job", text="", icon='CANCEL')
+        report = session.preview_entry("report", item.key)
+        if report is not None:
+            box = layout.box()
+            box.label(text="Report", icon='IMAGE_DATA')
+            box.template_icon(icon_value=report.icon_id, scale=REPORT_SCALE)
 
 
 class VIEW3D_PT_gan2x_asset(bpy.types.Panel):

@@ -73,6 +73,11 @@ class RecordingLayout:
         assert 0.0 <= kwargs.get("factor", 0.0) <= 1.0
         self.log.append(("progress", kwargs.get("factor"), kwargs.get("text", "")))
 
+    def template_icon(self, **kwargs):
+        _check_call("template_icon", kwargs)
+        assert isinstance(kwargs.get("icon_value"), int)
+        self.log.append(("template_icon", kwargs["icon_value"], kwargs.get("scale", 1.0)))
+
     def operator(self, idname, **kwargs):
         import bpy
 
