@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,13 +33,24 @@ def _progress_bar(total_label: str = "fit"):
     return progress
 
 
+def _finite_float(text: str) -> float:
+    """An argparse type: a float that is neither NaN nor infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+    return value
+
+
 def _add_fit_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--generator", default="synthetic",
                         help="generator spec: synthetic[:faces|objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH "
                              "or python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
     parser.add_argument("--seed", type=int, default=2,
                         help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
-    parser.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
+    parser.add_argument("--truncation", type=_finite_float, default=1.0, help="truncation psi (default: 1.0)")
     parser.add_argument("--preset", default="draft",
                         help="quality preset: draft, standard, high (default: draft; docs/performance.md, Presets)")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
@@ -264,6 +276,16 @@ def command_serve(args) -> int:
         uploads=UploadLimits(max_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_image_pixels),
         preview_interval_s=args.preview_interval, access_log=args.access_log,
         generators=tuple(parse_generator_option(text) for text in args.generator))
+    for entry in config.generators:  # both run the operator's code in this process (at start) and in the workers
+        label = entry.spec if entry.name == entry.spec else f"{entry.name}={entry.spec}"
+        if entry.kind == "torchscript":
+            print(f"gan2x: warning: --generator {label}: loading {entry.spec.partition(':')[2].strip()} runs the "
+                  "TorchScript code in it, in this service process at start and in every worker that uses it: "
+                  "list only modules you trust (docs/service.md)", file=sys.stderr)
+        elif entry.kind == "python":
+            print(f"gan2x: warning: --generator {label}: imports and runs that Python code in this service "
+                  "process at start and in every worker that uses it: list only code you trust (docs/service.md)",
+                  file=sys.stderr)
     try:
         return serve(config)
     except (DataDirBusy, ServeError, StoreError, OSError) as error:  # OSError: e.g. an unwritable data dir
@@ -384,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = sample.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--seeds", default=None, help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-7")
     chosen.add_argument("--z", default=None, help="a .npy file of latents [N, z_dim]")
-    sample.add_argument("--truncation", type=float, default=1.0, help="truncation psi (default: 1.0)")
+    sample.add_argument("--truncation", type=_finite_float, default=1.0, help="truncation psi (default: 1.0)")
     sample.add_argument("--noise", choices=("const", "random"), default="const",
                         help="StyleGAN2 noise inputs: the checkpoint's constant images or fresh random ones "
                              "(default: const)")

@@ -127,6 +127,14 @@ def load_torchscript(path, spec: str | None = None) -> TorchScriptGenerator:
         raise CheckpointFormatError(f"{path}: not a readable TorchScript file (corrupt, truncated, or saved with "
                                     f"torch.save instead of torch.jit.save): {str(error).splitlines()[0][:200]}") from error
     module.eval()
+    computed = [name for name, parameter in module.named_parameters() if not parameter.is_leaf]
+    if computed:
+        shown = ", ".join(computed[:5]) + (f" and {len(computed) - 5} more" if len(computed) > 5 else "")
+        raise GeneratorLoadError(
+            f"{path}: the TorchScript module's parameter{'s' if len(computed) > 1 else ''} {shown} "
+            f"{'are' if len(computed) > 1 else 'is'} not a leaf tensor but computed from other tensors when the "
+            "module loads (e.g. in its __setstate__), so it cannot be frozen for fitting; save the module with "
+            "plain parameters (compute them before torch.jit.save, then detach)")
     sizes = _read_sizes(module, path)
     generator = TorchScriptGenerator(module, spec or f"torchscript:{path}", sizes["z_dim"], sizes["resolution"],
                                      sizes.get("w_dim"), sizes.get("num_ws"))

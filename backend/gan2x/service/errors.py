@@ -5,7 +5,9 @@
 (validation errors add ``"fields": [{"location": [...], "message": ...}]``).
 ``install_error_handlers`` makes FastAPI's own errors (validation, unknown
 route, wrong method) and unexpected exceptions use it; an unexpected
-exception answers 500 with a reference, never a traceback.
+exception answers 500 with a reference, never a traceback. A full disk
+(SQLite's "database or disk is full", ``OSError`` ENOSPC or EDQUOT) is not
+unexpected: it answers 507 ``insufficient_storage`` (``is_storage_full``).
 
 ``RequestBodyLimit`` refuses request bodies over a size limit with 413, from
 the Content-Length header when there is one, and by counting the bytes as
@@ -13,7 +15,9 @@ they stream in otherwise.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import uuid
 from typing import Callable
 
@@ -36,7 +40,10 @@ CODES_BY_STATUS = {
     422: "invalid_request",
     500: "internal_error",
     503: "unavailable",
+    507: "insufficient_storage",
 }
+
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 class ApiError(HTTPException):
@@ -75,12 +82,37 @@ def _validation_error(request, error: RequestValidationError) -> JSONResponse:
     fields = []
     for item in error.errors():
         location = [str(part) for part in item.get("loc", ())]
-        fields.append({"location": location, "message": item.get("msg", "invalid")})
+        message = item.get("msg", "invalid")
+        if item.get("type") == "finite_number":  # NaN or infinity: say so, not "should be <= 2"
+            message = "must be a finite number (not NaN or infinity)"
+        fields.append({"location": location, "message": message})
     summary = "; ".join(f"{'.'.join(field['location']) or 'request'}: {field['message']}" for field in fields[:5])
     if len(fields) > 5:
         summary += f"; and {len(fields) - 5} more"
     return JSONResponse(error_body("invalid_request", f"the request is not valid: {summary}", fields=fields),
                         status_code=422)
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """True for the ways a full disk (or an exhausted quota) shows: SQLite's
+    SQLITE_FULL ("database or disk is full") and ``OSError`` ENOSPC / EDQUOT."""
+    if isinstance(error, sqlite3.OperationalError):
+        return "database or disk is full" in str(error)
+    return isinstance(error, OSError) and error.errno in STORAGE_FULL_ERRNOS
+
+
+def storage_full_body() -> dict:
+    return error_body("insufficient_storage",
+                      "the service's data directory is out of disk space (or quota), so the request could not be "
+                      "completed. Free some space there (delete finished jobs: DELETE /v1/jobs/{id}) "
+                      "and try again")
+
+
+def _storage_or_unexpected_error(request, error: Exception) -> JSONResponse:
+    if is_storage_full(error):
+        log.error("%s %s: the data directory is full: %s", request.method, request.url.path, error)
+        return JSONResponse(storage_full_body(), status_code=507)
+    return _unexpected_error(request, error)
 
 
 def _unexpected_error(request, error: Exception) -> JSONResponse:
@@ -93,6 +125,9 @@ def _unexpected_error(request, error: Exception) -> JSONResponse:
 def install_error_handlers(app) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Handled here, not by the catch-all below: these are answered and not re-raised to the server's log.
+    app.add_exception_handler(sqlite3.OperationalError, _storage_or_unexpected_error)
+    app.add_exception_handler(OSError, _storage_or_unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -6,7 +6,9 @@ once when ``wake()`` is called after a submission or a cancel):
 
 1. reap: a worker that has exited without writing its job's final state
    crashed or was killed; its job is marked ``failed`` with the exit status
-   or signal in the message (``cancelled`` if a cancel was pending);
+   or signal in the message (``cancelled`` if a cancel was pending). The
+   worker stays listed until that write succeeds: a write that fails (a
+   full disk) is retried on the next pass, never forgotten;
 2. cancel: a running job with a cancel request gets SIGTERM, then SIGKILL
    after ``cancel_grace_s``; the process's end releases its memory;
 3. fill: free slots take the oldest queued jobs. A job's generator name is
@@ -73,6 +75,9 @@ class Scheduler:
         self.data_dir = data_dir
         self.devices = devices
         self._running: dict[int, _RunningWorker] = {}
+        self._pending_finishes: list[tuple[str, int, str, str]] = []
+        """(job id, attempt, error code, message) of claimed jobs that got no
+        worker and whose ``failed`` state could not be written yet."""
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,10 +113,16 @@ class Scheduler:
             self._running.clear()
         for worker in workers:
             _end_process(worker.process, self.config.cancel_grace_s)
-            self.data_dir.clear_job_outputs(worker.job_id)
-            state = self.store.interrupt(worker.job_id, worker.attempt, self.config.max_interruptions,
-                                         "the service was stopped while the job was running")
+            try:
+                self.data_dir.clear_job_outputs(worker.job_id)
+                state = self.store.interrupt(worker.job_id, worker.attempt, self.config.max_interruptions,
+                                             "the service was stopped while the job was running")
+            except Exception as error:  # a full disk: the next start's recover() requeues it
+                log.error("job %s: could not requeue it as the service stops (%s); the next start will",
+                          worker.job_id, error)
+                continue
             log.info("job %s stopped with the service: now %s", worker.job_id, state)
+        self._retry_pending_finishes()
 
     def wake(self) -> None:
         self._wake.set()
@@ -134,24 +145,62 @@ class Scheduler:
             self._wake.clear()
 
     def _reap(self) -> None:
+        """Writes the final state of each job whose worker exited without
+        writing it. A worker leaves the running list only once its job's state
+        is written: a store write that fails (a full disk) is retried on the
+        next pass, so a job never stays ``running`` with its worker gone."""
+        self._retry_pending_finishes()
         with self._lock:
             finished = [(slot, worker) for slot, worker in self._running.items() if worker.process.poll() is not None]
-            for slot, _ in finished:
-                del self._running[slot]
-        for _, worker in finished:
+        for slot, worker in finished:
             self._close_pipe(worker)
-            job = self.store.get_job(worker.job_id)
-            if job is None or job.state != "running" or job.attempt != worker.attempt:
-                continue  # the worker wrote its final state (or the job was requeued/deleted)
-            self.data_dir.clear_job_outputs(worker.job_id)
-            if job.cancel_requested:
-                self.store.finish(worker.job_id, worker.attempt, "cancelled", "cancelled",
-                                  "cancelled while running")
-                log.info("job %s cancelled", worker.job_id)
-            else:
-                reason = self._crash_reason(worker)
-                self.store.finish(worker.job_id, worker.attempt, "failed", "worker_crashed", reason)
-                log.warning("job %s failed: %s", worker.job_id, reason)
+            try:
+                self._finish_exited(worker)
+            except Exception as error:  # the store or the disk failed: keep the worker listed, retry next pass
+                log.error("job %s: could not record the end of its worker (%s); retrying", worker.job_id, error)
+                continue
+            with self._lock:
+                if self._running.get(slot) is worker:
+                    del self._running[slot]
+
+    def _finish_exited(self, worker: _RunningWorker) -> None:
+        job = self.store.get_job(worker.job_id)
+        if job is None or job.state != "running" or job.attempt != worker.attempt:
+            return  # the worker wrote its final state (or the job was requeued/deleted)
+        self.data_dir.clear_job_outputs(worker.job_id)
+        if job.cancel_requested:
+            self.store.finish(worker.job_id, worker.attempt, "cancelled", "cancelled", "cancelled while running")
+            log.info("job %s cancelled", worker.job_id)
+        else:
+            reason = self._crash_reason(worker)
+            self.store.finish(worker.job_id, worker.attempt, "failed", "worker_crashed", reason)
+            log.warning("job %s failed: %s", worker.job_id, reason)
+
+    def _finish_unstarted(self, job_id: str, attempt: int, code: str, message: str) -> bool:
+        """Fails a claimed job that got no worker. When the store write fails,
+        the job is kept to be failed by a later pass (``_retry_pending_finishes``),
+        cancelled instead if a cancel arrives meanwhile; returns False then."""
+        try:
+            self.store.finish(job_id, attempt, "failed", code, message)
+            return True
+        except Exception as error:
+            log.error("job %s: could not record that it failed (%s: %s); retrying: %s", job_id, code, message, error)
+            self._pending_finishes.append((job_id, attempt, code, message))
+            return False
+
+    def _retry_pending_finishes(self) -> None:
+        pending, self._pending_finishes = self._pending_finishes, []
+        for index, (job_id, attempt, code, message) in enumerate(pending):
+            try:
+                job = self.store.get_job(job_id)
+                if job is not None and job.cancel_requested:
+                    self.store.finish(job_id, attempt, "cancelled", "cancelled", "cancelled before it started")
+                else:
+                    self.store.finish(job_id, attempt, "failed", code, message)
+            except Exception as error:
+                log.error("job %s: could not record that it failed (%s); retrying", job_id, error)
+                self._pending_finishes.extend(pending[index:])
+                return
 
     def _crash_reason(self, worker: _RunningWorker) -> str:
         status = worker.process.returncode
@@ -185,7 +234,7 @@ class Scheduler:
                 worker.process.kill()
 
     def _fill_slots(self) -> None:
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and not self._pending_finishes:  # pending: the store is failing
             with self._lock:
                 free = [slot for slot in range(self.config.workers) if slot not in self._running]
             if not free:
@@ -197,18 +246,21 @@ class Scheduler:
             requested = job.source.get("generator", "synthetic")
             spec = self.generators.resolve(requested)
             if spec is None:
-                self.store.finish(job.id, job.attempt, "failed", "generator_not_allowed",
-                                  self.generators.refusal(requested))
+                self._finish_unstarted(job.id, job.attempt, "generator_not_allowed",
+                                       self.generators.refusal(requested))
                 continue
             try:
                 process = self._spawn(job.id, job.attempt, self.devices[slot], spec)
             except OSError as error:
-                self.store.finish(job.id, job.attempt, "failed", "worker_start_failed",
-                                  f"could not start a worker process: {error}")
+                self._finish_unstarted(job.id, job.attempt, "worker_start_failed",
+                                       f"could not start a worker process: {error}")
                 continue
-            self.store.set_worker_pid(job.id, job.attempt, process.pid)
-            with self._lock:
+            with self._lock:  # listed first: whatever fails next, the reaper knows this worker
                 self._running[slot] = _RunningWorker(job.id, job.attempt, slot, process)
+            try:
+                self.store.set_worker_pid(job.id, job.attempt, process.pid)
+            except Exception as error:  # only for display and for recover(); the worker runs anyway
+                log.error("job %s: could not record its worker's pid %d: %s", job.id, process.pid, error)
             log.info("job %s run %d started in worker %d on %s", job.id, job.attempt, process.pid,
                      self.devices[slot])
 

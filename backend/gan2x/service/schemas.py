@@ -47,7 +47,9 @@ FINAL_STATES = frozenset({JobState.succeeded, JobState.failed, JobState.cancelle
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity (which Python's JSON parser accepts) are refused as "must be a finite number"
+    # (errors.py), not with a misleading range message.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- requests ---------------------------------------------------------------------------

@@ -386,12 +386,19 @@ class JobStore:
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): the write
-    lock is taken up front, so two writers never deadlock mid-transaction."""
+    lock is taken up front, so two writers never deadlock mid-transaction.
+
+    A failed write must leave the connection usable for the next one (a full
+    disk that is freed later): a transaction left open by a failed ``COMMIT``
+    is rolled back, and the original error is never masked by a ``ROLLBACK``
+    of a transaction SQLite already rolled back itself (it does on SQLITE_FULL)."""
 
     def __init__(self, connection: sqlite3.Connection):
         self.connection = connection
 
     def __enter__(self) -> "_Transaction":
+        if self.connection.in_transaction:  # left open by an earlier failure
+            self._rollback_quietly()
         self.connection.execute("BEGIN IMMEDIATE")
         return self
 
@@ -404,7 +411,21 @@ class _Transaction:
                 self.connection.execute(statement)
 
     def __exit__(self, kind, value, traceback) -> None:
-        self.connection.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is not None:
+            self._rollback_quietly()
+            return
+        try:
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self._rollback_quietly()
+            raise
+
+    def _rollback_quietly(self) -> None:
+        if self.connection.in_transaction:
+            try:
+                self.connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
 
 def _finite(value: Any) -> Any:
