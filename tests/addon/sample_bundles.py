@@ -95,6 +95,15 @@ def default_shininess(height: int, width: int) -> np.ndarray:
     return np.round(cols * 65535).astype(np.uint16)
 
 
+def minimal_glb() -> bytes:
+    """A well-formed glTF 2.0 binary holding an empty document (the add-on
+    does not read the .glb; the backend's validator checks its container)."""
+    document = b'{"asset":{"version":"2.0"}}'
+    document += b" " * (-len(document) % 4)
+    chunk = len(document).to_bytes(4, "little") + b"JSON" + document
+    return b"glTF" + (2).to_bytes(4, "little") + (12 + len(chunk)).to_bytes(4, "little") + chunk
+
+
 def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None, shininess=None,
                  kd: float = 0.7, ka: float = 0.35, towards_light=TOWARDS_LIGHT,
                  texture_size=(16, 32), provenance=None, report: bool = False) -> Path:
@@ -132,7 +141,7 @@ def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None,
     if report:
         save_png(directory / "images/report.png", np.full((3 * IMAGE_SIZE, 5 * IMAGE_SIZE, 3), 255, np.uint8))
         images["report"] = "images/report.png"
-    (directory / "asset.glb").write_bytes(b"glTF" + (2).to_bytes(4, "little") + (12).to_bytes(4, "little"))
+    (directory / "asset.glb").write_bytes(minimal_glb())
 
     towards_light = np.asarray(towards_light, float)
     towards_light = towards_light / np.linalg.norm(towards_light)

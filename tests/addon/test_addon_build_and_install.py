@@ -27,10 +27,12 @@ def test_build_produces_a_zip_the_validator_accepts(extension_zip):
     assert extension_zip.name == "gan2x-0.1.0.zip"
     with zipfile.ZipFile(extension_zip) as archive:
         names = set(archive.namelist())
-    assert {"blender_manifest.toml", "__init__.py", "bundle/reader.py", "blender/scene.py",
-            "operators/import_bundle.py", "operators/reconstruct.py", "panels/sidebar.py", "session.py",
+    assert {"blender_manifest.toml", "__init__.py", "bundle/reader.py", "bundle/manifest_checks.py",
+            "blender/scene.py", "operators/import_bundle.py", "operators/reconstruct.py", "panels/sidebar.py", "session.py",
             "client/service.py", "client/jobs.py", "convert.py", "headless.py"} <= names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    with zipfile.ZipFile(extension_zip) as archive:  # the shared bundle checks, as the backend has them
+        assert archive.read("bundle/manifest_checks.py") == build.SHARED_FILES[0][0].read_bytes()
     with zipfile.ZipFile(extension_zip) as archive:
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode("utf-8"))
     assert set(manifest["permissions"]) == {"network", "files"}  # what it needs, said to the person installing

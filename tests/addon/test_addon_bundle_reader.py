@@ -113,7 +113,7 @@ def test_refuses_a_newer_schema_saying_what_to_do(sample_bundle):
     message = _refusal(sample_bundle)
     assert str(sample_bundle / "manifest.json") in message
     assert ("this bundle was written by a newer GAN2X backend (schema 2); "
-            "update the add-on, it reads schema 1") in message
+            "update GAN2X, this version reads schema 1") in message
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", 1.0, True])
@@ -148,7 +148,7 @@ def test_refuses_a_missing_key_naming_it(sample_bundle, dotted):
         del manifest[last]
     edit_manifest(sample_bundle, remove)
     message = _refusal(sample_bundle)
-    assert "missing key '{}'".format(dotted) in message
+    assert "missing required key '{}'".format(dotted) in message
 
 
 @pytest.mark.parametrize("bad_path", ["../outside.png", "textures/../../outside.png", "/etc/passwd",

@@ -175,7 +175,10 @@ REFUSALS = {
     "missing texture file": (lambda b: (b / "textures/specular.png").unlink(),
                              r"manifest\.json: 'textures\.specular\.file' names 'textures/specular\.png', which is missing"),
     "wrong schema_version": (lambda b: edit_manifest(b, lambda m: m.update(schema_version=2)),
-                             r"manifest\.json: unknown schema_version 2; .* schema 1"),
+                             r"manifest\.json: this bundle was written by a newer GAN2X backend \(schema 2\); "
+                             r"update GAN2X, this version reads schema 1"),
+    "unknown schema_version": (lambda b: edit_manifest(b, lambda m: m.update(schema_version=0)),
+                               r"manifest\.json: unknown schema_version 0; GAN2X reads and writes schema 1"),
     "NaN in the manifest": (_nan_in_manifest, r"manifest\.json: NaN is not allowed"),
     "Infinity in the manifest": (_infinity_in_manifest, r"manifest\.json: 1e999 is not allowed"),
     "truncated PLY": (_truncate_ply, r"mesh\.ply: truncated"),
@@ -190,11 +193,26 @@ REFUSALS = {
     "missing nested key": (lambda b: edit_manifest(b, lambda m: m["textures"]["albedo"].pop("bit_depth")),
                            r"missing required key 'textures\.albedo\.bit_depth'"),
     "face index out of range": (_face_out_of_range, r"mesh\.ply: face \d+ indexes vertex 1000000"),
-    "vertex count differs": (lambda b: edit_manifest(b, lambda m: m["mesh"].update(vertex_count=3)),
+    "vertex count differs": (lambda b: edit_manifest(b, lambda m: m["mesh"].update(
+                                 vertex_count=m["mesh"]["vertex_count"] + 1)),
                              r"mesh\.ply: holds \d+ vertices"),
+    "PLY larger than its counts": (lambda b: edit_manifest(b, lambda m: m["mesh"].update(vertex_count=3)),
+                                   r"mesh\.ply: is \d+ bytes; 3 vertices and \d+ faces \(manifest\.json\) "
+                                   r"take at most \d+ bytes"),
     "missing manifest": (lambda b: (b / "manifest.json").unlink(), r"manifest\.json: missing"),
     "non-rigid camera": (lambda b: edit_manifest(b, lambda m: m["camera"]["world_from_camera"][0].__setitem__(0, 2.0)),
                          r"must be rigid"),
+    "texture beyond the limit": (lambda b: edit_manifest(b, lambda m: m["textures"]["albedo"].update(width=10000)),
+                                 r"manifest\.json: 'textures\.albedo\.width' is 10000; it must be from 1 to 8192; "
+                                 r"textures are at most 8192x8192 pixels \(docs/bundle\.md, Limits\)"),
+    "mesh counts beyond the limit": (lambda b: edit_manifest(b, lambda m: m["mesh"].update(face_count=1 << 26)),
+                                     r"'mesh\.face_count' is 67108864; it must be from 0 to 33554432"),
+    "manifest nested too deeply": (lambda b: edit_manifest(b, lambda m: m["provenance"].update(
+                                       settings=json.loads("[" * 100 + "]" * 100))),
+                                   r"manifest\.json: nested too deeply"),
+    "manifest too large": (lambda b: (b / "manifest.json").write_text(
+                               (b / "manifest.json").read_text() + " " * (1 << 20)),
+                           r"manifest\.json: is larger than a manifest may be"),
     "broken glb": (lambda b: (b / "asset.glb").write_bytes(b"glTF\x02\x00\x00\x00\x99\x00\x00\x00"),
                    r"asset\.glb: "),
 }
@@ -275,6 +293,13 @@ def test_a_file_at_the_destination_is_not_replaced(parts, tmp_path):
         write_bundle(destination, **parts)
     assert destination.read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["asset"]
+
+
+def test_inputs_beyond_the_limits_are_refused_before_anything_is_written(parts, tmp_path):
+    camera = CameraSpec(9000, 9000, conventions.FOV_DEGREES, conventions.orbit_world_from_camera(0.0, 0.0))
+    with pytest.raises(ValueError, match=r"the camera is 9000x9000 pixels, at most 8192 a side.*Limits"):
+        write_bundle(tmp_path / "asset", **dict(parts, camera=camera))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_images_must_match_the_camera(parts, tmp_path):

@@ -8,18 +8,18 @@ away first and deleted only once the new one is in place (and put back if
 that rename fails). On any failure the temporary directory is removed and
 the destination is left as it was.
 
-``validate_bundle`` checks everything docs/bundle.md's "Validation" section
-lists (and a few consistency checks of its own: texture bit depths and
-channels as the table says, mesh bounds, image sizes against the camera,
-the .glb container) and returns the manifest, or raises ``BundleError``
-whose message names the file and the problem.
+``validate_bundle`` runs the checks of ``manifest_checks`` (the module the
+add-on's reader runs too, a byte-identical copy in addon/bundle/, so both
+sides refuse with the same messages), strict: the writer's exact texture and
+image formats, a unit light, mesh bounds that match the vertices. It also
+reads the .glb container and the latent .npy. It returns the manifest, or
+raises ``BundleError`` whose message names the file and the problem.
 
 No torch here: inputs are numpy arrays.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
@@ -28,7 +28,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
@@ -37,13 +37,12 @@ from . import gltf as _gltf
 from . import images as _images
 from . import ply as _ply
 from .datatypes import BakedTextures, BundleError, TexturedMesh
+from .manifest_checks import (FORMAT, MANIFEST_NAME, MAX_FACES, MAX_IMAGE_SIDE, MAX_TEXTURE_SIDE, MAX_VERTICES,
+                              SCHEMA_VERSION, TEXTURE_FORMATS, Checker, check_bundle)
 
 __all__ = ["CameraSpec", "LightSpec", "BundleError", "SCHEMA_VERSION", "FORMAT", "write_bundle",
            "validate_bundle", "build_manifest"]
 
-SCHEMA_VERSION = 1
-FORMAT = "gan2x.bundle"
-MANIFEST_NAME = "manifest.json"
 SHADING_EQUATION = "c = a * (ka + kd * max(0, n.l)) + kd * ks * max(0, r.v) ** shininess"
 
 FILES = {
@@ -59,17 +58,6 @@ FILES = {
     "glb": "asset.glb",
     "latent": "latent.npy",
 }
-
-# name -> (bit depth, PNG colour, manifest colour_space) as docs/bundle.md's table says.
-TEXTURE_FORMATS = {
-    "albedo": (8, "RGB", "sRGB"),
-    "specular": (16, "grey", "linear"),
-    "shininess": (16, "grey", "linear"),
-    "normal": (8, "RGB", "linear"),
-}
-IMAGE_FORMATS = {"target": "RGB", "rerender": "RGB", "mask": "grey"}
-OPTIONAL_IMAGE_FORMATS = {"report": "RGB"}
-"""Images a bundle may name (8-bit, any size): ``report``, the picture of the fit."""
 
 
 @dataclass
@@ -110,7 +98,7 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
     [0, 1] of any size, saved as images/report.png and named in the
     manifest's ``images`` as ``report``."""
     destination = Path(destination)
-    _check_inputs(destination, camera, light, target_image, rerender_image, mask, textures)
+    _check_inputs(destination, mesh, camera, light, target_image, rerender_image, mask, textures)
     if report_image is not None:
         report_image = _report_pixels(destination, report_image)
     if destination.exists() and not destination.is_dir():
@@ -240,7 +228,8 @@ def _json_default(value):
     raise TypeError("{} is not JSON serialisable".format(type(value).__name__))
 
 
-def _check_inputs(destination, camera, light, target_image, rerender_image, mask, textures) -> None:
+def _check_inputs(destination, mesh, camera, light, target_image, rerender_image, mask, textures) -> None:
+    _check_limits(destination, mesh, camera, textures)
     size = (int(camera.image_height), int(camera.image_width))
     for name, image, channels in (("target_image", target_image, 3), ("rerender_image", rerender_image, 3),
                                   ("mask", mask, None)):
@@ -259,6 +248,23 @@ def _check_inputs(destination, camera, light, target_image, rerender_image, mask
     towards = np.asarray(light.towards_light, dtype=np.float64).reshape(-1)
     if towards.shape != (3,) or not np.all(np.isfinite(towards)) or np.linalg.norm(towards) < 1e-9:
         raise ValueError("{}: towards_light must be a non-zero 3-vector, got {}".format(destination, towards))
+
+
+def _check_limits(destination, mesh, camera, textures) -> None:
+    """Refuses, before anything is written, what validate_bundle would refuse
+    as beyond docs/bundle.md's limits."""
+    problems = []
+    if not 0 < int(camera.image_width) <= MAX_IMAGE_SIDE or not 0 < int(camera.image_height) <= MAX_IMAGE_SIDE:
+        problems.append("the camera is {}x{} pixels, at most {} a side".format(
+            camera.image_width, camera.image_height, MAX_IMAGE_SIDE))
+    height, width = textures.albedo.shape[:2]
+    if not 0 < width <= MAX_TEXTURE_SIDE or not 0 < height <= MAX_TEXTURE_SIDE:
+        problems.append("the textures are {}x{} pixels, at most {} a side".format(width, height, MAX_TEXTURE_SIDE))
+    if len(mesh.vertices) > MAX_VERTICES or len(mesh.faces) > MAX_FACES:
+        problems.append("the mesh has {} vertices and {} faces, at most {} and {}".format(
+            len(mesh.vertices), len(mesh.faces), MAX_VERTICES, MAX_FACES))
+    if problems:
+        raise ValueError("{}: {} (docs/bundle.md, Limits)".format(destination, "; ".join(problems)))
 
 
 def _report_pixels(destination, image) -> np.ndarray:
@@ -290,277 +296,20 @@ def _move_into_place(staging: Path, destination: Path) -> None:
 
 # --- validation -----------------------------------------------------------------------
 
-class _NonFinite(ValueError):
-    pass
-
-
-def _refuse_constant(name: str):
-    raise _NonFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NonFinite(text)
-    return value
-
-
-class _Checker:
-    """Typed access to the manifest; errors name manifest.json (or a file)."""
-
-    def __init__(self, manifest_path: Path):
-        self.manifest_path = manifest_path
-        self.root = manifest_path.parent
-        self.root_resolved = self.root.resolve()
-
-    def error(self, problem: str, path: Path | None = None) -> BundleError:
-        return BundleError("{}: {}".format(path or self.manifest_path, problem))
-
-    def get(self, mapping, key: str, kind: str, where: str = ""):
-        dotted = where + key
-        if not isinstance(mapping, dict) or key not in mapping:
-            raise self.error("missing required key '{}' (docs/bundle.md)".format(dotted))
-        value = mapping[key]
-        valid = {
-            "str": isinstance(value, str),
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "object": isinstance(value, dict),
-            "list": isinstance(value, list),
-        }[kind]
-        if not valid:
-            raise self.error("'{}' must be {} {}, found {}".format(
-                dotted, "an" if kind in ("int", "object") else "a", kind, _short(value)))
-        return value
-
-    def equal(self, mapping, key: str, expected, where: str = ""):
-        value = self.get(mapping, key, "str" if isinstance(expected, str) else "number", where)
-        if value != expected:
-            raise self.error("'{}{}' must be {!r}, found {}".format(where, key, expected, _short(value)))
-        return value
-
-    def vector(self, mapping, key: str, length: int, where: str = "") -> np.ndarray:
-        value = self.get(mapping, key, "list", where)
-        if len(value) != length or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise self.error("'{}{}' must be a list of {} numbers, found {}".format(where, key, length, _short(value)))
-        return np.asarray(value, dtype=np.float64)
-
-    def positive_int(self, mapping, key: str, where: str = "") -> int:
-        value = self.get(mapping, key, "int", where)
-        if value <= 0:
-            raise self.error("'{}{}' must be positive, found {}".format(where, key, value))
-        return value
-
-    def file(self, mapping, key: str, where: str = "") -> Path:
-        relative = self.get(mapping, key, "str", where)
-        dotted = where + key
-        pure = PurePosixPath(relative)
-        if not relative or "\\" in relative:
-            raise self.error("'{}' must be a bundle-relative path using '/', found {!r}".format(dotted, relative))
-        if pure.is_absolute() or (pure.parts and ":" in pure.parts[0]):
-            raise self.error("'{}' is an absolute path ({!r}); paths must be relative to the bundle"
-                             .format(dotted, relative))
-        path = self.root / pure
-        resolved = path.resolve()
-        if resolved != self.root_resolved and self.root_resolved not in resolved.parents:
-            raise self.error("'{}' ({!r}) leaves the bundle directory".format(dotted, relative))
-        if not path.is_file():
-            raise self.error("'{}' names {!r}, which is missing from the bundle ({})".format(dotted, relative, path))
-        return path
-
-
-def _short(value) -> str:
-    text = repr(value) if isinstance(value, float) else json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def validate_bundle(path) -> dict:
     """Validates the bundle directory ``path`` (or its manifest.json) and
     returns the manifest; raises BundleError naming the file and the
-    problem."""
+    problem. The checks and their messages are the add-on's
+    (``manifest_checks``, strict: the writer's exact formats too); the
+    .glb container and the latent .npy are checked here."""
     path = Path(path)
     manifest_path = path if path.name == MANIFEST_NAME and not path.is_dir() else path / MANIFEST_NAME
-    check = _Checker(manifest_path)
-    manifest = _load_manifest(check)
-
-    check.get(manifest, "generator_version", "str")
-    check.get(manifest, "created", "str")
-    check.equal(manifest, "units", "metre")
-    check.equal(manifest, "up_axis", "+Y")
-
-    mesh_info = check.get(manifest, "mesh", "object")
-    mesh_path = check.file(mesh_info, "file", "mesh.")
-    vertex_count = check.get(mesh_info, "vertex_count", "int", "mesh.")
-    face_count = check.get(mesh_info, "face_count", "int", "mesh.")
-    bounds_min = check.vector(mesh_info, "bounds_min", 3, "mesh.")
-    bounds_max = check.vector(mesh_info, "bounds_max", 3, "mesh.")
-
-    texture_info = check.get(manifest, "textures", "object")
-    for name in TEXTURE_FORMATS:
-        _check_texture(check, check.get(texture_info, name, "object", "textures."), name)
-
-    camera = _check_camera(check, check.get(manifest, "camera", "object"))
-    _check_lights(check, check.get(manifest, "lights", "object"))
-
-    shading = check.get(manifest, "shading", "object")
-    check.equal(shading, "model", "phong", "shading.")
-    check.get(shading, "equation", "str", "shading.")
-    check.vector(shading, "shininess_range", 2, "shading.")
-
-    image_info = check.get(manifest, "images", "object")
-    for name, colour in IMAGE_FORMATS.items():
-        image_path = check.file(image_info, name, "images.")
-        info = _images.png_info(image_path)
-        if info["bit_depth"] != 8 or info["colour"] != colour:
-            raise check.error("must be {} 8-bit, found {} {}-bit".format(colour, info["colour"], info["bit_depth"]),
-                              image_path)
-        if (info["width"], info["height"]) != camera:
-            raise check.error("is {}x{} pixels but the camera is {}x{}".format(
-                info["width"], info["height"], *camera), image_path)
-    for name, colour in OPTIONAL_IMAGE_FORMATS.items():  # any size: not at the camera's
-        if name not in image_info:
-            continue
-        image_path = check.file(image_info, name, "images.")
-        info = _images.png_info(image_path)
-        if info["bit_depth"] != 8 or info["colour"] != colour:
-            raise check.error("must be {} 8-bit, found {} {}-bit".format(colour, info["colour"], info["bit_depth"]),
-                              image_path)
-
-    _gltf.read_glb(check.file(manifest, "glb"))
-
-    provenance = check.get(manifest, "provenance", "object")
-    seed = provenance.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise check.error("'provenance.seed' must be an int or null, found {}".format(_short(seed)))
-    if provenance.get("latent_file") is not None:
-        latent_path = check.file(provenance, "latent_file", "provenance.")
+    checked = check_bundle(Checker(manifest_path, error_type=BundleError, strict=True),
+                           lambda mesh_path, max_bytes: _ply.read_ply(mesh_path))
+    _gltf.read_glb(checked.glb_path)
+    if checked.latent_path is not None:
         try:
-            np.load(latent_path, mmap_mode="r", allow_pickle=False)
+            np.load(checked.latent_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as error:
-            raise check.error("not a readable .npy file ({})".format(error), latent_path) from None
-
-    mesh = _ply.read_ply(mesh_path)
-    if len(mesh.vertices) != vertex_count or len(mesh.faces) != face_count:
-        raise check.error("holds {} vertices and {} faces but manifest.json says {} and {}".format(
-            len(mesh.vertices), len(mesh.faces), vertex_count, face_count), mesh_path)
-    if vertex_count:
-        tolerance = 1e-5 * max(1.0, float(np.abs(mesh.vertices).max()))
-        if (np.abs(mesh.vertices.min(axis=0) - bounds_min).max() > tolerance
-                or np.abs(mesh.vertices.max(axis=0) - bounds_max).max() > tolerance):
-            raise check.error("'mesh.bounds_min'/'bounds_max' do not match the vertices of {}".format(
-                mesh_path.name))
-    return manifest
-
-
-def _load_manifest(check: _Checker) -> dict:
-    path = check.manifest_path
-    if not path.is_file():
-        raise BundleError("{}: missing; a bundle directory holds a {}".format(path, MANIFEST_NAME))
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise check.error("cannot read the manifest ({})".format(error)) from None
-    try:
-        manifest = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except _NonFinite as error:
-        raise check.error("{} is not allowed: every number in the manifest must be finite".format(
-            error.args[0])) from None
-    except json.JSONDecodeError as error:
-        raise check.error("not valid JSON ({} at line {}, column {})".format(
-            error.msg, error.lineno, error.colno)) from None
-    if not isinstance(manifest, dict):
-        raise check.error("the manifest must be a JSON object")
-    if manifest.get("format") != FORMAT:
-        raise check.error("'format' is {}, expected {!r}: not a GAN2X bundle manifest".format(
-            _short(manifest.get("format")), FORMAT))
-    version = check.get(manifest, "schema_version", "int")
-    if version != SCHEMA_VERSION:
-        raise check.error("unknown schema_version {}; this backend reads and writes schema {}".format(
-            version, SCHEMA_VERSION))
-    return manifest
-
-
-def _check_texture(check: _Checker, info: dict, name: str) -> None:
-    where = "textures.{}.".format(name)
-    path = check.file(info, "file", where)
-    width = check.positive_int(info, "width", where)
-    height = check.positive_int(info, "height", where)
-    bit_depth = check.get(info, "bit_depth", "int", where)
-    check.get(info, "colour_space", "str", where)
-    expected_depth, colour, _ = TEXTURE_FORMATS[name]
-    if bit_depth != expected_depth:
-        raise check.error("'{}bit_depth' must be {} (docs/bundle.md), found {}".format(where, expected_depth, bit_depth))
-    if name == "specular":
-        encoding = check.get(info, "encoding", "object", where)
-        check.equal(encoding, "kind", "linear", where + "encoding.")
-        scale = check.get(encoding, "scale", "number", where + "encoding.")
-        if scale < 0:
-            raise check.error("'{}encoding.scale' must be >= 0, found {}".format(where, scale))
-    elif name == "shininess":
-        encoding = check.get(info, "encoding", "object", where)
-        check.equal(encoding, "kind", "log", where + "encoding.")
-        low = check.get(encoding, "min", "number", where + "encoding.")
-        high = check.get(encoding, "max", "number", where + "encoding.")
-        if not 0 < low < high:
-            raise check.error("'{}encoding' needs 0 < min < max, found min {} max {}".format(where, low, high))
-    elif name == "normal" and "encoding" in info:
-        encoding = check.get(info, "encoding", "object", where)
-        check.equal(encoding, "kind", "tangent", where + "encoding.")
-        check.equal(encoding, "convention", "opengl", where + "encoding.")
-
-    actual = _images.png_info(path)
-    if (actual["width"], actual["height"]) != (width, height):
-        raise check.error("is {}x{} pixels but manifest.json says {}x{}".format(
-            actual["width"], actual["height"], width, height), path)
-    if actual["bit_depth"] != bit_depth:
-        raise check.error("has {}-bit channels but manifest.json says {}-bit".format(actual["bit_depth"], bit_depth),
-                          path)
-    if actual["colour"] != colour:
-        raise check.error("is a {} PNG, expected {}".format(actual["colour"], colour), path)
-
-
-def _check_camera(check: _Checker, info: dict) -> tuple:
-    where = "camera."
-    check.equal(info, "model", "perspective", where)
-    width = check.positive_int(info, "image_width", where)
-    height = check.positive_int(info, "image_height", where)
-    fov = check.get(info, "fov_y_degrees", "number", where)
-    if not 0.0 < fov < 180.0:
-        raise check.error("'camera.fov_y_degrees' must be in (0, 180), found {}".format(fov))
-    focal = check.get(info, "focal_length_px", "number", where)
-    expected = conventions.focal_length_px(height, fov)
-    if abs(focal - expected) > 0.01 * expected:
-        raise check.error("'camera.focal_length_px' is {:.6g} but fov_y_degrees {:.6g} over {} pixels means {:.6g}"
-                          .format(focal, fov, height, expected))
-    principal = check.vector(info, "principal_point_px", 2, where)
-    if abs(principal[0] - width / 2) > 0.5 or abs(principal[1] - height / 2) > 0.5:
-        raise check.error("'camera.principal_point_px' must be the image centre in schema 1, found {}".format(
-            principal.tolist()))
-    rows = check.get(info, "world_from_camera", "list", where)
-    if len(rows) != 4 or not all(isinstance(row, list) and len(row) == 4 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in rows):
-        raise check.error("'camera.world_from_camera' must be 4 rows of 4 numbers")
-    matrix = np.asarray(rows, dtype=np.float64)
-    rotation = matrix[:3, :3]
-    if (np.abs(rotation.T @ rotation - np.eye(3)).max() > 1e-4 or np.linalg.det(rotation) < 0
-            or np.abs(matrix[3] - [0, 0, 0, 1]).max() > 1e-9):
-        raise check.error("'camera.world_from_camera' must be rigid (a rotation and a translation, no scale)")
-    return width, height
-
-
-def _check_lights(check: _Checker, info: dict) -> None:
-    directional = check.get(info, "directional", "list", "lights.")
-    for index, light in enumerate(directional):
-        where = "lights.directional[{}].".format(index)
-        if not isinstance(light, dict):
-            raise check.error("'{}' must be an object".format(where[:-1]))
-        towards = check.vector(light, "towards_light", 3, where)
-        if abs(np.linalg.norm(towards) - 1.0) > 1e-3:
-            raise check.error("'{}towards_light' must be a unit vector, found {}".format(where, towards.tolist()))
-        if check.get(light, "strength", "number", where) < 0:
-            raise check.error("'{}strength' must be >= 0".format(where))
-        check.vector(light, "colour", 3, where)
-    ambient = check.get(info, "ambient", "object", "lights.")
-    if check.get(ambient, "strength", "number", "lights.ambient.") < 0:
-        raise check.error("'lights.ambient.strength' must be >= 0")
-    check.vector(ambient, "colour", 3, "lights.ambient.")
+            raise BundleError("{}: not a readable .npy file ({})".format(checked.latent_path, error)) from None
+    return checked.manifest

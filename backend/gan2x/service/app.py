@@ -1,14 +1,14 @@
 """The FastAPI application factory: ``create_app(config)``.
 
 Everything the endpoints use (configuration, store, data directory,
-scheduler) hangs off ``app.state.service``; nothing is module-global, so
+scheduler) hangs off ``app.state.service`` (``state.ServiceState``, which the
+routers reach through ``state.Service``); nothing is module-global, so
 two apps with two configurations can live in one process (the tests do).
 The scheduler starts and stops with the app's lifespan.
 """
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI
 
@@ -19,7 +19,9 @@ from .datadir import DataDir
 from .errors import RequestBodyLimit, install_error_handlers
 from .generators import GeneratorAllowList
 from ..devices import check_device
+from .routes import batches, jobs, system, uploads
 from .scheduler import Scheduler, worker_devices
+from .state import ServiceState
 from .store import JobStore
 from .uploads import apply_pil_limits
 
@@ -36,18 +38,6 @@ download `bundle.zip` when it has succeeded. Every endpoint but
 the contents of the service's token file. Errors are
 `{"error": {"code": ..., "message": ...}}`. See docs/service.md.
 """
-
-
-@dataclass
-class ServiceState:
-    config: ServiceConfig
-    store: JobStore
-    data_dir: DataDir
-    scheduler: Scheduler
-    devices: list[str]
-    generators: GeneratorAllowList
-    generator_resolutions: dict[str, int]
-    """Image resolution of each allowed generator name, pixels a side (from the start-up check)."""
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
@@ -85,8 +75,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return config.max_json_bytes, "the request body"
 
     app.add_middleware(RequestBodyLimit, limit_for=body_limit)
-
-    from .routes import batches, jobs, system, uploads
 
     protected = [Depends(bearer_token_dependency(token))]
     app.include_router(system.public)

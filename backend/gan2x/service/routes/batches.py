@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 from .. import schemas
 from ..errors import ApiError
 from .jobs import new_job
-from .views import Service, batch_view, error_responses
+from ..state import Service
+from .views import batch_view, error_responses
 
 router = APIRouter(tags=["batches"])
 

@@ -10,7 +10,8 @@ from fastapi.responses import StreamingResponse
 from .. import schemas
 from ..errors import ApiError
 from ..store import NewJob
-from .views import Service, error_responses, job_or_404, job_view
+from ..state import Service
+from .views import error_responses, job_or_404, job_view
 
 router = APIRouter(tags=["jobs"])
 

@@ -11,7 +11,8 @@ from ...fit.schedule import PRESETS
 from ...generators import KNOWN_SPECS
 from .. import schemas
 from ..worker import JOB_RUNNERS
-from .views import Service, error_responses
+from ..state import Service
+from .views import error_responses
 
 public = APIRouter(tags=["system"])
 router = APIRouter(tags=["system"])

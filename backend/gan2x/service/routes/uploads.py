@@ -9,7 +9,8 @@ from .. import schemas
 from ..errors import ApiError
 from ..store import UploadRecord
 from ..uploads import store_upload
-from .views import Service, error_responses, utc
+from ..state import Service
+from .views import error_responses, utc
 
 router = APIRouter(tags=["uploads"])
 

@@ -1,16 +1,14 @@
-"""Store records -> response models, and what every router needs: the
-service's state as a dependency, the 404s, the error responses for OpenAPI."""
+"""Store records -> response models, and what every router needs: the 404s,
+the error responses for OpenAPI. (The service's state as a dependency,
+``Service``, is in ``..state``.)"""
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Annotated
-
-from fastapi import Depends, Request
 
 from .. import schemas
-from ..app import ServiceState
 from ..errors import ApiError
+from ..state import ServiceState
 from ..store import JobRecord
 
 ERROR_DESCRIPTIONS = {
@@ -29,13 +27,6 @@ def error_responses(*statuses: int) -> dict:
     (any parameter may be invalid), all ``ErrorResponse``."""
     return {status: {"model": schemas.ErrorResponse, "description": ERROR_DESCRIPTIONS[status]}
             for status in sorted({401, 422, *statuses})}
-
-
-def service_state(request: Request) -> ServiceState:
-    return request.app.state.service
-
-
-Service = Annotated[ServiceState, Depends(service_state)]
 
 
 def utc(timestamp: float | None) -> datetime | None:
