@@ -14,6 +14,13 @@ Subcommands (``SUBCOMMANDS``; one function each):
     check-sample [--cache DIR]   gan2x's dcgan: generator against the tutorial's architecture
                                  built here from the same state dict, seeds 1000-1009, float32;
                                  exits 1 when the max abs difference is >= 1e-5
+    bench [--quick] [--seeds S] [--rows R] [--device D] [--json F] [--markdown F]
+                                 `gan2x bench --generator dcgan:...` on held-out seeds 1000-1009
+                                 (--quick: 1000-1002), rows ellipsoid,lambertian,full, one
+                                 torch thread: the real-GAN table of docs/benchmark.md
+    reports [--seeds S] [--out DIR] [--device D]
+                                 `gan2x fit` (draft) of each held-out seed; copies each bundle's
+                                 images/report.png to DIR/report_seedN.png (docs/images/real_gan)
 
 DIR defaults to out/real_gan under the repository root (git-ignored).
 
@@ -141,9 +148,53 @@ def command_check_sample(args) -> int:
     return 0 if difference < TOLERANCE else 1
 
 
+HELD_OUT_SEEDS = "1000,1001,1002,1003,1004,1005,1006,1007,1008,1009"
+QUICK_SEEDS = "1000,1001,1002"
+REPORT_SEEDS = "1000,1001,1002,1003"
+
+
+def command_bench(args) -> int:
+    from gan2x.cli import main as gan2x_main
+
+    weights = ensure_weights(args.cache)
+    argv = ["bench", "--generator", f"dcgan:{weights}", "--seeds", args.seeds or (QUICK_SEEDS if args.quick
+                                                                                  else HELD_OUT_SEEDS),
+            "--rows", args.rows, "--device", args.device, "--threads", str(args.threads)]
+    for flag, value in (("--json", args.json), ("--markdown", args.markdown),
+                        ("--consistency-steps", args.consistency_steps), ("--preset", args.preset)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return gan2x_main(argv)
+
+
+def command_reports(args) -> int:
+    import shutil
+
+    import torch
+
+    from gan2x.pipeline import ReconstructionRequest, reconstruct
+
+    torch.set_num_threads(args.threads)
+    weights = ensure_weights(args.cache)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for seed in (int(seed) for seed in args.seeds.split(",")):
+        request = ReconstructionRequest(generator=f"dcgan:{weights}", seed=seed, preset=args.preset,
+                                        device=args.device)
+        result = reconstruct(request, args.cache / "reports" / f"seed{seed}", log=lambda _: None)
+        shutil.copyfile(result.report, args.out / f"report_seed{seed}.png")
+        figures = ", ".join(f"{key} {result.metrics[key]:.2f}" for key in (
+            "rerender_psnr_db", "rerender_ssim", "projection_fidelity_psnr_db", "projection_target_psnr_db",
+            "novel_view_consistency_psnr_db") if key in result.metrics)
+        print(f"seed {seed}: {args.out / f'report_seed{seed}.png'} ({figures}; fit "
+              f"{sum(result.timings.get(k, 0.0) for k in ('target_fit', 'exploration', 'exploitation', 'refinement')):.0f} s)")
+    return 0
+
+
 SUBCOMMANDS = {
     "fetch": (command_fetch, "download the development GAN's weights once (pip download)"),
     "check-sample": (command_check_sample, "gan2x's dcgan: generator against the tutorial's architecture"),
+    "bench": (command_bench, "the real-GAN benchmark table (gan2x bench on the DCGAN's held-out seeds)"),
+    "reports": (command_reports, "report pictures of draft fits of held-out seeds"),
 }
 """name -> (function(args) -> exit status, help). Add a subcommand here and in the module doc."""
 
@@ -157,6 +208,23 @@ def main(argv=None) -> int:
         command.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                              help=f"where the weights are kept (default: {DEFAULT_CACHE.relative_to(REPO_ROOT)})")
         command.set_defaults(handler=function)
+        if name in ("bench", "reports"):
+            command.add_argument("--seeds", default=None if name == "bench" else REPORT_SEEDS,
+                                 help="comma-separated seeds (default: the held-out seeds, 1000-1009 for bench, "
+                                      f"{REPORT_SEEDS} for reports)")
+            command.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+            command.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+            command.add_argument("--preset", default="draft", help="fit preset (default: draft)")
+        if name == "bench":
+            command.add_argument("--quick", action="store_true", help=f"seeds {QUICK_SEEDS} only")
+            command.add_argument("--rows", default="ellipsoid,lambertian,full", help="rows (default: %(default)s)")
+            command.add_argument("--json", default=None, help="write every record and the summary here")
+            command.add_argument("--markdown", default=None, help="write the table here")
+            command.add_argument("--consistency-steps", type=int, default=None,
+                                 help="projection steps of the novel-view consistency metric (default: gan2x's)")
+        if name == "reports":
+            command.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "images" / "real_gan",
+                                 help="where the report pictures go (default: docs/images/real_gan)")
     args = parser.parse_args(argv)
     return args.handler(args)
 
