@@ -121,9 +121,12 @@ def scaled_consistency_overrides(steps_scale: float) -> dict:
 
 
 def scaled_inversion_overrides(steps_scale: float) -> dict:
-    """Overrides that multiply the inversion's step counts by ``steps_scale`` (at least one each)."""
+    """Overrides that multiply the inversion's step counts (the start
+    evaluation's and both stages') by ``steps_scale`` (at least one each, and
+    a count of 0, a part turned off, stays 0)."""
     base = InversionSettings()
-    return {name: max(1, round(getattr(base, name) * steps_scale)) for name in ("w_steps", "wplus_steps")}
+    return {name: max(1, round(getattr(base, name) * steps_scale)) if getattr(base, name) > 0 else 0
+            for name in ("start_steps", "w_steps", "wplus_steps")}
 
 
 def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
@@ -131,13 +134,17 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
                       log: Callable[[str], None] | None = print,
                       snapshot: SnapshotCallback | None = None) -> Reconstruction:
     """Fit a photo: crop it to the generator's framing (``request.crop``),
-    invert it into the generator's latent space (W, then W+), then fit the
-    asset to the photo's crop with the inverted latent as the target's ``w``,
-    and write the bundle to ``out_dir``. ``request.seed`` and
+    invert it into the generator's latent space (``gan2x.invert``: the best
+    of several starts, then W or z, then W+ or a feature offset), then fit
+    the asset to the photo's crop with the inverted latent as the target's
+    ``w``, and write the bundle to ``out_dir``. ``request.seed`` and
     ``request.truncation`` play no part. Metrics add ``inversion_psnr_db``
-    (and ``inversion_w_psnr_db``, after the W stage). The inversion reports
-    its steps through ``progress`` first (stages "inversion (W)" and
-    "inversion (W+)"), then the fit's follow; ``total`` counts both."""
+    (and ``inversion_w_psnr_db``, of the first stage's latent alone). The
+    inversion reports its steps through ``progress`` first (stages
+    "inversion (starts)", "inversion (W)" or "(z)", "inversion (W+)" or
+    "(features)"), then the fit's follow; ``total`` counts both. The
+    provenance's ``source["inversion"]`` records the settings, the start
+    candidates and the choice, the stages, the feature layer and both PSNRs."""
     device = torch.device(request.device)
     settings = resolve_settings(request.preset, request.fit_overrides)
     inversion_settings = replace(InversionSettings(), **(request.inversion_overrides or {}))
@@ -160,7 +167,10 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
               "crop": request.crop.to_dict(),
               "inversion": {"settings": inversion_settings.to_dict(), "psnr_db": inversion.psnr_db,
                             "w_psnr_db": inversion.w_psnr_db, "used_discriminator": inversion.used_discriminator,
-                            "optimised_noise": inversion.optimised_noise}}
+                            "optimised_noise": inversion.optimised_noise, "latent": inversion.latent,
+                            "stages": list(inversion.stages), "start": inversion.start,
+                            "feature_layer": inversion.feature_layer,
+                            "feature_offset_rms": inversion.feature_offset_rms}}
     extra_metrics = {"inversion_psnr_db": inversion.psnr_db, "inversion_w_psnr_db": inversion.w_psnr_db}
     return _fit_and_export(generator, inversion.ws, target_image, request, settings, out_dir, fit_progress, snapshot,
                            timings, started, source=source, extra_metrics=extra_metrics)

@@ -1,5 +1,6 @@
 """Real photos (backend/gan2x/invert, pipeline.reconstruct_image): crop and
-align, inversion in W then W+, and the fit of a photo into a valid bundle."""
+align, inversion (starts, W, W+) of a StyleGAN2, and the fit of a photo into
+a valid bundle (test_inversion.py covers the other generator kinds)."""
 import numpy as np
 import pytest
 import torch
@@ -71,7 +72,7 @@ def test_fit_of_a_photo_writes_a_valid_bundle_with_the_inversion_psnr(checkpoint
     Image.fromarray(pixels).save(tmp_path / "photo.png")
     request = ReconstructionRequest(
         generator=f"stylegan2:{checkpoint}", crop=CropSettings(centre_x=0.5, centre_y=0.5, scale=0.5),
-        inversion_overrides={"w_steps": 5, "wplus_steps": 5},
+        inversion_overrides={"start_steps": 3, "w_steps": 5, "wplus_steps": 5},
         fit_overrides=dict(stages=1, target_steps=4, projection_steps=2, exploitation_steps=4, pseudo_samples=1,
                            rays_per_image=64,
                            sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24)),
@@ -86,7 +87,14 @@ def test_fit_of_a_photo_writes_a_valid_bundle_with_the_inversion_psnr(checkpoint
     assert source["kind"] == "image" and source["crop"]["scale"] == 0.5 and source["photo_size"] == [64, 48]
     assert manifest["provenance"]["seed"] is None
     assert [done for _, done, _ in calls] == list(range(1, len(calls) + 1))   # one count, inversion then fit
-    assert calls[0][0] == "inversion (W)" and {total for _, _, total in calls} == {len(calls)}
+    assert calls[0][0] == "inversion (starts)" and {total for _, _, total in calls} == {len(calls)}
+    assert [stage for stage, _, _ in calls][:13] == ["inversion (starts)"] * 3 + ["inversion (W)"] * 5 + \
+        ["inversion (W+)"] * 5
+    inversion = source["inversion"]
+    assert inversion["stages"] == ["starts", "W", "W+"] and inversion["latent"] == "W"
+    assert inversion["start"]["chosen"] in [c["name"] for c in inversion["start"]["candidates"]]
+    assert len(inversion["start"]["candidates"]) == 5 and inversion["feature_layer"] is None
+    assert inversion["psnr_db"] == result.metrics["inversion_psnr_db"] and np.isfinite(inversion["w_psnr_db"])
     # the target image of the bundle is the photo's crop
     target = np.asarray(Image.open(result.bundle / manifest["images"]["target"]), np.float32) / 255
     expected = (crop_for_generator(load_photo(tmp_path / "photo.png"), 16, request.crop) + 1) / 2
