@@ -115,7 +115,7 @@ def _print_metrics(metrics: dict):
         print(f"  fit            {metrics['side_x100']:10.3f} {metrics['mad_degrees']:9.2f}")
     if "inversion_psnr_db" in metrics:
         print(f"  inversion PSNR vs photo: {metrics['inversion_psnr_db']:.2f} dB "
-              f"(W only: {metrics['inversion_w_psnr_db']:.2f} dB)")
+              f"(first stage's w or z alone: {metrics['inversion_w_psnr_db']:.2f} dB)")
     print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB, "
           f"SSIM {metrics.get('rerender_ssim', float('nan')):.3f} (whole image)")
     if "projection_target_psnr_db" in metrics:

@@ -172,16 +172,38 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
                             "feature_layer": inversion.feature_layer,
                             "feature_offset_rms": inversion.feature_offset_rms}}
     extra_metrics = {"inversion_psnr_db": inversion.psnr_db, "inversion_w_psnr_db": inversion.w_psnr_db}
+    with torch.no_grad():
+        latent_image = generator.synthesis(inversion.ws)[0]
+    to_rgb = lambda image: ((image + 1) / 2).clamp(0, 1).permute(1, 2, 0)  # noqa: E731
+    inverted = InvertedImages(image=inversion.image, latent_image=latent_image, psnr_db=inversion.psnr_db,
+                              latent_psnr_db=metrics.psnr(to_rgb(latent_image), to_rgb(target_image)),
+                              latent=inversion.latent)
     return _fit_and_export(generator, inversion.ws, target_image, request, settings, out_dir, fit_progress, snapshot,
-                           timings, started, source=source, extra_metrics=extra_metrics)
+                           timings, started, source=source, extra_metrics=extra_metrics, inverted=inverted)
+
+
+@dataclass
+class InvertedImages:
+    """What a photo's inversion made, for the report: the generator's images
+    [3, R, R] in [-1, 1] of the final inversion (with any feature offset) and
+    of its latent ``ws`` alone (what the fit starts its projections from),
+    and their PSNR (dB, whole image) against the photo's crop."""
+    image: torch.Tensor
+    latent_image: torch.Tensor
+    psnr_db: float
+    latent_psnr_db: float
+    latent: str
+    """What the latent is: "W" or "z"."""
 
 
 def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tensor, request: ReconstructionRequest,
                     settings: FitSettings, out_dir: Path, progress, snapshot, timings: dict, started: float,
-                    source: dict, extra_metrics: dict | None = None) -> Reconstruction:
+                    source: dict, extra_metrics: dict | None = None,
+                    inverted: InvertedImages | None = None) -> Reconstruction:
     """The fit of ``target_image`` [3, R, R] (in [-1, 1]) with latent
     ``target_ws`` [1, num_ws, w_dim], its metrics (ground-truth ones only for
-    generators that have ground truth) and its bundle."""
+    generators that have ground truth) and its bundle. ``inverted``: a
+    photo's inversion, shown in the report."""
     device = target_image.device
     # The ellipsoid prior, before any fitting, for comparison.
     resolution = target_image.shape[-1]
@@ -220,7 +242,7 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
 
     start = time.perf_counter()
     report_image = fit_report(result, target_rgb, rerender, fit_metrics, consistency, settings, resolution,
-                              title=_report_title(request, source, resolution))
+                              title=_report_title(request, source, resolution), inverted=inverted)
     timings["report"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -246,9 +268,11 @@ def relit_state(state: ImageState, degrees: float = RELIT_LIGHT_TURN_DEGREES) ->
 
 
 def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_metrics: dict,
-               consistency: ConsistencyResult, settings: FitSettings, resolution: int, title: str = ""):
+               consistency: ConsistencyResult, settings: FitSettings, resolution: int, title: str = "",
+               inverted: InvertedImages | None = None):
     """The bundle's report picture (``export.report``), [H, W, 3] uint8:
-    target, re-render (PSNR, SSIM) and a relit view (``relit_state``); the
+    target, re-render (PSNR, SSIM) and a relit view (``relit_state``); for a
+    photo, its inversion (the final image and its latent's alone); the
     novel views of the consistency metric, each above its projection (PSNR);
     the last stage's pseudo samples, each render (when there is one) above
     its projection G(w') (reach: PSNR against the render and the target)."""
@@ -266,6 +290,14 @@ def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_
         Panel(array(relit), "relit: the target's light turned {:.0f} deg about the vertical".format(
             RELIT_LIGHT_TURN_DEGREES)),
     ]])]
+    if inverted is not None:
+        sections[0].rows[0][0] = Panel(array(target_rgb), "target (the photo's crop)")
+        sections.append(Section("Inversion of the photo into the GAN", [[
+            Panel(srgb(inverted.image[None])[0], "inverted G: {:.2f} dB".format(inverted.psnr_db)),
+            Panel(srgb(inverted.latent_image[None])[0],
+                  "its latent ({}) alone: {:.2f} dB\n(the fit projects from it)".format(
+                      inverted.latent, inverted.latent_psnr_db)),
+        ]]))
     steps = consistency.settings.steps
     sections.append(Section(
         "Novel-view GAN consistency {:.2f} dB: each render (top) projected into the GAN, G(w') below "

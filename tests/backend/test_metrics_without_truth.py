@@ -160,3 +160,26 @@ def test_the_fit_command_prints_the_report_after_the_bundle(tmp_path, capsys):
     assert lines[bundle_line + 1] == f"report: {tmp_path / 'bundle' / 'images' / 'report.png'}"
     text = "\n".join(lines)
     assert "SSIM" in text and "projection reach" in text and "novel-view GAN consistency" in text
+
+
+def test_a_photo_report_shows_the_inversion_above_the_novel_views(tiny_fit):
+    from gan2x.pipeline import InvertedImages, fit_report
+
+    generator, ws, target, result = tiny_fit
+    settings = replace(PRESETS["draft"], sampling=SAMPLING, **TINY_FIT)
+    rerender = result.model.render_image(result.target_state, RESOLUTION, SAMPLING)
+    target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+    figures = dict(rerender_psnr_db=20.0, rerender_ssim=0.5, **projection_reach(result, target))
+    consistency = novel_view_consistency(generator, ws, result.model, result.target_state, RESOLUTION, SAMPLING,
+                                         settings=TINY_CONSISTENCY)
+    sample_report = fit_report(result, target_rgb, rerender, figures, consistency, settings, RESOLUTION)
+    black = -torch.ones_like(target)          # an inversion image no other panel holds
+    inverted = InvertedImages(image=black, latent_image=black, psnr_db=12.0, latent_psnr_db=11.0, latent="W")
+    photo_report = fit_report(result, target_rgb, rerender, figures, consistency, settings, RESOLUTION,
+                              inverted=inverted)
+    assert photo_report.shape[1] == sample_report.shape[1] and photo_report.shape[0] > sample_report.shape[0]
+    # the report gains the two (black) inversion panels, enlarged: columns with a panel's height of black pixels
+    def black_columns(report):
+        return int(((report == 0).all(axis=2).sum(axis=0) >= MIN_PANEL_PX).sum())
+
+    assert black_columns(photo_report) >= black_columns(sample_report) + 2 * MIN_PANEL_PX

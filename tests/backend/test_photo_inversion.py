@@ -95,6 +95,7 @@ def test_fit_of_a_photo_writes_a_valid_bundle_with_the_inversion_psnr(checkpoint
     assert inversion["start"]["chosen"] in [c["name"] for c in inversion["start"]["candidates"]]
     assert len(inversion["start"]["candidates"]) == 5 and inversion["feature_layer"] is None
     assert inversion["psnr_db"] == result.metrics["inversion_psnr_db"] and np.isfinite(inversion["w_psnr_db"])
+    assert manifest["images"]["report"] == "images/report.png" and result.report.is_file()
     # the target image of the bundle is the photo's crop
     target = np.asarray(Image.open(result.bundle / manifest["images"]["target"]), np.float32) / 255
     expected = (crop_for_generator(load_photo(tmp_path / "photo.png"), 16, request.crop) + 1) / 2
