@@ -90,10 +90,17 @@ def test_refinement_changes_only_the_chosen_shape_field(field, prefix):
 
 
 def test_an_unknown_refinement_field_is_refused():
+    # by the settings, when they are made (FitSettings.__post_init__), before any step runs
+    with pytest.raises(ValueError, match="refinement_field"):
+        replace(PRESETS["draft"], stages=1, target_steps=1, projection_steps=1, exploitation_steps=1,
+                pseudo_samples=1, rays_per_image=16, refinement_steps=1, refinement_field="normals",
+                sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+    # and by the fit, when a field was changed since
     generator, ws, target = _tiny_sample(2)
     settings = replace(PRESETS["draft"], stages=1, target_steps=1, projection_steps=1, exploitation_steps=1,
-                       pseudo_samples=1, rays_per_image=16, refinement_steps=1, refinement_field="normals",
+                       pseudo_samples=1, rays_per_image=16, refinement_steps=1,
                        sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
+    settings.refinement_field = "normals"
     with pytest.raises(ValueError, match="refinement_field"):
         fit_target(generator, ws, target, settings)
 

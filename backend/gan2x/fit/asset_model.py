@@ -22,8 +22,14 @@ class AssetModel(nn.Module):
         self.sdf = EllipsoidPriorSDF(semi_axes=semi_axes, encoding=encoding)
         self.materials = MaterialField(encoding=encoding)
         if not specular:
-            self.materials.max_specular = 0.0
+            self.set_specular(False)
         self.density = LaplaceDensity()
+
+    def set_specular(self, enabled: bool) -> None:
+        """Turn the specular term on (ks in (0, 1), Phong) or off (ks = 0,
+        Lambertian) without touching the material field's weights: the
+        fit's shading schedule (``FitSettings.specular_in_stage``)."""
+        self.materials.max_specular = 1.0 if enabled else 0.0
 
     def shape_parameters(self):
         return list(self.sdf.parameters()) + list(self.density.parameters())
