@@ -63,19 +63,27 @@ class Item:
 
 # --- arguments --------------------------------------------------------------------
 
+SEED_MAX = 2 ** 32 - 1
+"""= the backend's ``gan2x.config.SEED.maximum`` (a test checks)."""
+
+
 def parse_seeds(text: str) -> list:
-    """``"1,2,5-7"`` -> ``[1, 2, 5, 6, 7]``."""
+    """``"1,2,5-7"`` -> ``[1, 2, 5, 6, 7]``. A copy of the backend's
+    ``gan2x.config.parse_seeds`` (the add-on cannot import the backend);
+    tests/addon/test_settings_match_backend.py checks they agree."""
     seeds = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
         if match is None:
             raise argparse.ArgumentTypeError("seeds are numbers and ranges like 1,2,5-7, not {!r}".format(part))
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise argparse.ArgumentTypeError("the range {!r} runs backwards".format(part))
+        if last > SEED_MAX:
+            raise argparse.ArgumentTypeError("seed {} is past the largest, {}".format(last, SEED_MAX))
         seeds.extend(range(first, last + 1))
     if not seeds:
         raise argparse.ArgumentTypeError("no seeds given")

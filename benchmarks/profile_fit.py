@@ -64,7 +64,7 @@ def synchronise(device: str):
 
 def profile_export(model: AssetModel, device: str, mesh_resolution: int, texture_size: int) -> dict:
     """Seconds of each export step on ``model`` (marching cubes on the SDF,
-    UV unwrap, texture bake), as ``export.pipeline.export_bundle`` runs them
+    UV unwrap, texture bake), as ``export.asset.write_asset_bundle`` runs them
     (writing the files is the rest of the export stage)."""
     from gan2x.export.bake import bake_textures
     from gan2x.export.marching_cubes import extract_mesh
@@ -134,11 +134,11 @@ def main(argv=None) -> int:
                                                               texture_size=args.texture_size))
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            result = reconstruct(request, Path(out), log=lambda _: None)
+            result = reconstruct(request, Path(out))
             synchronise(device)
             wall = time.perf_counter() - started
             written = json.loads((result.bundle / MANIFEST_NAME).read_text())["provenance"]["timings"]
-        # the export stage's own figures (export.pipeline.export_bundle), not a second export
+        # the export stage's own figures (export.asset.write_asset_bundle), not a second export
         figures["export_parts_s"] = {"marching_cubes": written["export_mesh"], "uv_unwrap": written["export_unwrap"],
                                      "bake": written["export_bake"]}
         figures["stages_s"] = {stage: round(result.timings.get(stage, 0.0), 3) for stage in STAGES}

@@ -180,7 +180,7 @@ def command_reports(args) -> int:
     for seed in (int(seed) for seed in args.seeds.split(",")):
         request = ReconstructionRequest(generator=f"dcgan:{weights}", seed=seed, preset=args.preset,
                                         device=args.device)
-        result = reconstruct(request, args.cache / "reports" / f"seed{seed}", log=lambda _: None)
+        result = reconstruct(request, args.cache / "reports" / f"seed{seed}")
         shutil.copyfile(result.report, args.out / f"report_seed{seed}.png")
         figures = ", ".join(f"{key} {result.metrics[key]:.2f}" for key in (
             "rerender_psnr_db", "rerender_ssim", "projection_fidelity_psnr_db", "projection_target_psnr_db",

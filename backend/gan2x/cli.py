@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from . import __version__
+from . import config
+from .config import EXPLORATIONS, parse_seeds
 from .devices import DEVICE_HELP, resolve_device
 
 
@@ -44,27 +46,55 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _in_range(kind, setting: config.Range):
+    """An argparse type: a ``kind`` (int or float) within ``setting``'s range (gan2x.config)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
+                from None
+        try:
+            return setting.check(value)
+        except ValueError:  # argparse names the option: "argument --texture-size: must be ..."
+            raise argparse.ArgumentTypeError(f"must be {setting.describe()}, not {value}") from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _seeds(text: str) -> list[int]:
+    """An argparse type: ``config.parse_seeds``."""
+    try:
+        return parse_seeds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _add_fit_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--generator", default="synthetic",
+    parser.add_argument("--generator", default=config.DEFAULT_GENERATOR,
                         help="generator spec: synthetic[:faces|objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH "
                              "or python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
-    parser.add_argument("--seed", type=int, default=2,
-                        help="the sample's seed (default: 2, a near-frontal face; see docs/performance.md)")
-    parser.add_argument("--truncation", type=_finite_float, default=1.0, help="truncation psi (default: 1.0)")
-    parser.add_argument("--preset", default="draft",
-                        help="quality preset: draft, standard, high (default: draft; docs/performance.md, Presets)")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
-    parser.add_argument("--mesh-resolution", type=int, default=192, help="marching-cubes grid (default: 192)")
-    parser.add_argument("--texture-size", type=int, default=1024, help="texture size in pixels (default: 1024)")
-    parser.add_argument("--steps-scale", type=float, default=1.0,
+    parser.add_argument("--seed", type=int, default=config.CLI_SEED_DEFAULT,
+                        help=f"the sample's seed (default: {config.CLI_SEED_DEFAULT}, a near-frontal face; "
+                             "see docs/performance.md)")
+    parser.add_argument("--truncation", type=_finite_float, default=config.TRUNCATION.default,
+                        help=f"truncation psi (default: {config.TRUNCATION.default})")
+    parser.add_argument("--preset", default=config.PRESET.default,
+                        help=f"quality preset: {', '.join(config.PRESET_NAMES)} (default: {config.PRESET.default}; "
+                             "docs/performance.md, Presets)")
+    parser.add_argument("--device", default=config.DEFAULT_DEVICE,
+                        help=DEVICE_HELP + f" (default: {config.DEFAULT_DEVICE})")
+    mesh, texture = config.MESH_RESOLUTION, config.TEXTURE_SIZE
+    parser.add_argument("--mesh-resolution", type=_in_range(int, mesh), default=mesh.default,
+                        help=f"marching-cubes grid, {mesh.minimum}..{mesh.maximum} (default: {mesh.default})")
+    parser.add_argument("--texture-size", type=_in_range(int, texture), default=texture.default,
+                        help=f"texture size in pixels, {texture.minimum}..{texture.maximum} "
+                             f"(default: {texture.default})")
+    parser.add_argument("--steps-scale", type=float, default=config.STEPS_SCALE.default,
                         help="multiply every step count of the preset, and the novel-view consistency "
                              "metric's projection steps (e.g. 0.1 for a smoke test)")
     _add_exploration_argument(parser)
-
-
-EXPLORATIONS = ("projection", "style_mixing", "mixed")
-"""= ``gan2x.fit.style_mixing.EXPLORATIONS`` (a test checks), here so the
-parser is built without importing torch."""
 
 
 def _add_exploration_argument(parser: argparse.ArgumentParser):
@@ -78,33 +108,19 @@ def _add_image_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--image", default=None,
                         help="fit this photo instead of a generator sample: it is cropped to the generator's "
                              "framing and inverted into its latent space first (docs/generators.md)")
-    parser.add_argument("--crop-x", type=float, default=0.5,
-                        help="photo crop centre, a fraction of the width from the left (default: 0.5)")
-    parser.add_argument("--crop-y", type=float, default=0.5,
-                        help="photo crop centre, a fraction of the height from the top (default: 0.5)")
-    parser.add_argument("--crop-scale", type=float, default=1.0,
-                        help="photo crop side, a fraction of the photo's shorter side (default: 1.0)")
+    crop = config.RECONSTRUCTION.crop
+    parser.add_argument("--crop-x", type=float, default=crop.x.default,
+                        help=f"photo crop centre, a fraction of the width from the left (default: {crop.x.default})")
+    parser.add_argument("--crop-y", type=float, default=crop.y.default,
+                        help=f"photo crop centre, a fraction of the height from the top (default: {crop.y.default})")
+    parser.add_argument("--crop-scale", type=float, default=crop.scale.default,
+                        help=f"photo crop side, a fraction of the photo's shorter side (default: {crop.scale.default})")
 
 
 def _request(args):
-    from .pipeline import (ExportSettings, ReconstructionRequest, scaled_consistency_overrides,
-                           scaled_inversion_overrides, scaled_step_overrides)
+    from .pipeline import build_request
 
-    overrides = scaled_step_overrides(args.preset, args.steps_scale) if args.steps_scale != 1.0 else {}
-    if args.exploration is not None:
-        overrides["exploration"] = args.exploration
-    extra = {}
-    if args.steps_scale != 1.0:
-        extra["consistency_overrides"] = scaled_consistency_overrides(args.steps_scale)
-    if getattr(args, "image", None):
-        from .invert import CropSettings
-
-        extra["crop"] = CropSettings(args.crop_x, args.crop_y, args.crop_scale)
-        if args.steps_scale != 1.0:
-            extra["inversion_overrides"] = scaled_inversion_overrides(args.steps_scale)
-    return ReconstructionRequest(generator=args.generator, seed=args.seed, truncation=args.truncation,
-                                 preset=args.preset, device=args.device, fit_overrides=overrides,
-                                 export=ExportSettings(args.mesh_resolution, args.texture_size), **extra)
+    return build_request(vars(args), photo=bool(getattr(args, "image", None)))
 
 
 def _print_metrics(metrics: dict):
@@ -156,17 +172,6 @@ def command_demo(args) -> int:
     return run_demo(args, _request(args), _progress_bar(), _print_metrics)
 
 
-def _parse_seeds(text: str) -> list[int]:
-    """"0,3,5-8" -> [0, 3, 5, 6, 7, 8] (seeds are non-negative, as for StyleGAN)."""
-    seeds = []
-    for part in (p.strip() for p in text.split(",")):
-        first, _, last = part.partition("-")
-        if not first.isdigit() or (last and not last.isdigit()):
-            raise ValueError(f"bad seed {part!r} in {text!r}; write e.g. 0,1,2 or 0-7")
-        seeds.extend(range(int(first), int(last or first) + 1))
-    return seeds
-
-
 def command_sample(args) -> int:
     import numpy as np
     import torch
@@ -187,7 +192,7 @@ def command_sample(args) -> int:
             raise ValueError(f"{args.z} holds an array of shape {z.shape}; expected [N, {generator.z_dim}]")
         latents = torch.from_numpy(z.astype(np.float32)).to(args.device)
     else:
-        latents = torch.cat([generator.z_from_seed(seed) for seed in _parse_seeds(args.seeds)]).to(args.device)
+        latents = torch.cat([generator.z_from_seed(seed) for seed in args.seeds]).to(args.device)
     images = []
     with torch.no_grad():
         for start in range(0, latents.shape[0], args.batch):
@@ -299,13 +304,12 @@ def command_bench(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .bench.consistency import CONSISTENCY
     from .bench.run import (CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench,
                             run_generator_bench)
-    from .pipeline import resolve_settings
+    from .evaluation.consistency import CONSISTENCY
+    from .pipeline import build_request, resolve_settings
 
-    seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
-             else list(QUICK_SEEDS if args.quick else FULL_SEEDS))
+    seeds = args.seeds if args.seeds else list(QUICK_SEEDS if args.quick else FULL_SEEDS)
     if args.generator is not None:
         if args.generator.strip().partition(":")[0] == "synthetic":
             raise ValueError("the built-in generator is benchmarked against its ground truth: drop --generator "
@@ -318,10 +322,11 @@ def command_bench(args) -> int:
     if unknown:
         raise ValueError(f"unknown rows or categories {unknown}; rows: {list(KNOWN_ROWS)}, "
                          f"categories: {list(CATEGORIES)}")
-    overrides = {"refinement_steps": args.refinement_steps} if args.refinement_steps is not None else {}
-    if args.exploration is not None:
-        overrides["exploration"] = args.exploration
-    settings = resolve_settings(args.preset, overrides)
+    request = build_request({"preset": args.preset, "exploration": args.exploration, "device": args.device})
+    overrides = dict(request.fit_overrides)
+    if args.refinement_steps is not None:
+        overrides["refinement_steps"] = args.refinement_steps
+    settings = resolve_settings(request.preset, overrides)
     consistency = CONSISTENCY
     if args.consistency_steps is not None:
         if args.consistency_steps < 0:
@@ -404,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     sample = commands.add_parser("sample", help="write a generator's images (a PNG grid, or .npy values in [-1, 1])")
     sample.add_argument("--generator", required=True, help="generator spec (docs/generators.md)")
     chosen = sample.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--seeds", default=None, help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-7")
+    chosen.add_argument("--seeds", type=_seeds, default=None,
+                        help="comma-separated seeds or ranges, e.g. 0,1,2 or 0-7")
     chosen.add_argument("--z", default=None, help="a .npy file of latents [N, z_dim]")
     sample.add_argument("--truncation", type=_finite_float, default=1.0, help="truncation psi (default: 1.0)")
     sample.add_argument("--noise", choices=("const", "random"), default="const",
@@ -430,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = commands.add_parser("bench", help="ground-truth benchmark on held-out samples of the built-in generator")
     bench.add_argument("--quick", action="store_true", help="3 held-out seeds a category (default: 10)")
-    bench.add_argument("--seeds", default=None, help="comma-separated seeds instead (e.g. 1000,1001)")
+    bench.add_argument("--seeds", type=_seeds, default=None,
+                       help="comma-separated seeds or ranges instead (e.g. 1000,1001 or 1000-1009)")
     bench.add_argument("--categories", default=None, help="comma-separated: faces,objects (default: both)")
     bench.add_argument("--rows", default=None,
                        help="comma-separated: ellipsoid,lambertian,full (default), and full:triplane, "
@@ -439,10 +446,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="bench another generator instead (stylegan2:PATH, dcgan:PATH, torchscript:PATH, "
                             "python:MODULE:CALLABLE): no ground truth, so target PSNR, SSIM, projection reach, "
                             "GAN consistency and time only")
-    bench.add_argument("--preset", default="draft", help="fit preset (default: draft)")
+    bench.add_argument("--preset", default=config.PRESET.default, help=f"fit preset (default: {config.PRESET.default})")
     bench.add_argument("--device", default="auto", help=DEVICE_HELP + " (default: auto)")
-    bench.add_argument("--entanglement", type=float, default=0.15,
-                       help="identity drift of the built-in generator with view and light, 0..1 (default: 0.15)")
+    bench.add_argument("--entanglement", type=float, default=config.ENTANGLEMENT.default,
+                       help="identity drift of the built-in generator with view and light, 0..1 "
+                            f"(default: {config.ENTANGLEMENT.default})")
     bench.add_argument("--highlight-scale", type=float, default=1.0,
                        help="multiply every specular intensity of the built-in generator's samples (clamped to 1): "
                             "a diagnostic of how strong highlights must be for the fit to use them (default: 1, "

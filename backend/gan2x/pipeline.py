@@ -16,33 +16,38 @@ import numpy as np
 import torch
 
 from . import __version__, conventions
-from .bench import metrics
-from .bench.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
-                                scaled_consistency_settings)
-from .bench.evaluate import ground_truth_maps, ground_truth_metrics, shape_metrics
+from .evaluation.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
+                                     scaled_consistency_settings)
+from .export.asset import write_asset_bundle
 from .export.bundle import CameraSpec, LightSpec
-from .export.pipeline import export_bundle as write_asset_bundle
 from .export.report import Panel, Section, compose_report
 from .fit.asset_model import AssetModel
 from .fit.image_state import ImageState
 from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, SnapshotCallback, fit_target
 from .generators import load_generator
 from .invert import CropSettings, InversionSettings, crop_for_generator, invert_image, load_photo
+from .measure import metrics
+from .measure.ground_truth import ground_truth_maps, ground_truth_metrics, shape_metrics
+
+
+from collections.abc import Mapping  # noqa: E402
+
+from . import config as request_config  # noqa: E402  (the request-level ranges and defaults; no torch)
 
 
 @dataclass
 class ExportSettings:
-    mesh_resolution: int = 192
+    mesh_resolution: int = request_config.MESH_RESOLUTION.default
     """Marching-cubes grid cells a side over the bounding cube."""
-    texture_size: int = 1024
+    texture_size: int = request_config.TEXTURE_SIZE.default
 
 
 @dataclass
 class ReconstructionRequest:
-    generator: str = "synthetic"
-    seed: int = 0
-    truncation: float = 1.0
-    preset: str = "draft"
+    generator: str = request_config.DEFAULT_GENERATOR
+    seed: int = request_config.SEED.default
+    truncation: float = request_config.TRUNCATION.default
+    preset: str = request_config.PRESET.default
     device: str = "cpu"
     fit_overrides: dict = field(default_factory=dict)
     export: ExportSettings = field(default_factory=ExportSettings)
@@ -55,7 +60,7 @@ class ReconstructionRequest:
     built-in generator)."""
     consistency_overrides: dict = field(default_factory=dict)
     """Overrides of the novel-view consistency metric's settings
-    (``bench.consistency.ConsistencySettings``, e.g. ``{"steps": 20}``);
+    (``evaluation.consistency.ConsistencySettings``, e.g. ``{"steps": 20}``);
     ``scaled_consistency_overrides`` scales its steps with the fit's."""
 
 
@@ -94,7 +99,6 @@ def scaled_step_overrides(preset: str, steps_scale: float) -> dict:
 
 def reconstruct(request: ReconstructionRequest, out_dir: Path,
                 progress: ProgressCallback | None = None,
-                log: Callable[[str], None] = print,
                 snapshot: SnapshotCallback | None = None) -> Reconstruction:
     """Fit one sample of ``request.generator`` and write its bundle to ``out_dir``.
 
@@ -127,6 +131,52 @@ def scaled_inversion_overrides(steps_scale: float) -> dict:
     base = InversionSettings()
     return {name: max(1, round(getattr(base, name) * steps_scale)) if getattr(base, name) > 0 else 0
             for name in ("start_steps", "w_steps", "wplus_steps")}
+
+
+def build_request(settings: Mapping, *, photo: bool = False) -> ReconstructionRequest:
+    """The one way to make a ``ReconstructionRequest`` from parsed or stored
+    settings: the CLI's arguments (``vars(args)``), a service job's source and
+    settings merged (``service.worker``), the benchmark's.
+
+    ``settings`` holds the flat names of ``gan2x.config``: generator, seed,
+    truncation, device, preset, steps_scale, stages, pseudo_samples,
+    exploration, mesh_resolution, texture_size and, with ``photo``, crop_x,
+    crop_y, crop_scale; a missing key or None takes ``gan2x.config``'s
+    default (stages, pseudo_samples, exploration: the preset's). Other keys
+    are ignored. ``steps_scale`` other than 1 scales the preset's step counts
+    (``scaled_step_overrides``), the consistency metric's projection
+    (``scaled_consistency_overrides``) and, for photos, the inversion's
+    (``scaled_inversion_overrides``). Ranges are the callers' to check (the
+    API's models, the CLI's argument types): this checks only the preset."""
+    def value(name: str, default):
+        found = settings.get(name)
+        return default if found is None else found
+
+    preset = str(value("preset", request_config.PRESET.default))
+    resolve_settings(preset)  # a clear error for an unknown preset
+    steps_scale = float(value("steps_scale", request_config.STEPS_SCALE.default))
+    overrides = scaled_step_overrides(preset, steps_scale) if steps_scale != 1.0 else {}
+    for name in ("stages", "pseudo_samples"):
+        if settings.get(name) is not None:
+            overrides[name] = int(settings[name])
+    if settings.get("exploration") is not None:
+        overrides["exploration"] = str(settings["exploration"])
+    extra = {}
+    if steps_scale != 1.0:  # the consistency metric's projection scales with the fit
+        extra["consistency_overrides"] = scaled_consistency_overrides(steps_scale)
+    if photo:
+        crop = request_config.RECONSTRUCTION.crop
+        extra["crop"] = CropSettings(float(value("crop_x", crop.x.default)), float(value("crop_y", crop.y.default)),
+                                     float(value("crop_scale", crop.scale.default)))
+        if steps_scale != 1.0:
+            extra["inversion_overrides"] = scaled_inversion_overrides(steps_scale)
+    export = ExportSettings(int(value("mesh_resolution", request_config.MESH_RESOLUTION.default)),
+                            int(value("texture_size", request_config.TEXTURE_SIZE.default)))
+    return ReconstructionRequest(generator=str(value("generator", request_config.DEFAULT_GENERATOR)),
+                                 seed=int(value("seed", request_config.SEED.default)),
+                                 truncation=float(value("truncation", request_config.TRUNCATION.default)),
+                                 preset=preset, device=str(value("device", ReconstructionRequest.device)),
+                                 fit_overrides=overrides, export=export, **extra)
 
 
 def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
@@ -366,8 +416,6 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
         "truncation": request.truncation if (source or {}).get("kind", "sample") == "sample" else None,
         "preset": request.preset,
         "settings": settings.to_dict(),
-        "export": {"mesh_resolution": request.export.mesh_resolution,
-                   "texture_size": request.export.texture_size},
         "metrics": _json_safe(fit_metrics),
         "timings": {key: round(value, 3) for key, value in timings.items()},
         "gan2x_version": __version__,

@@ -6,10 +6,10 @@ import torch
 
 from PIL import Image
 
-from gan2x.bench.consistency import ConsistencySettings
 from gan2x.bench.figure import COLUMNS, write_figure
 from gan2x.bench.run import markdown_table, run_bench
 from gan2x.cli import main
+from gan2x.evaluation.consistency import ConsistencySettings
 from gan2x.fit.asset_model import AssetModel
 from gan2x.fit.schedule import PRESETS
 from gan2x.render.volume import SamplingSettings

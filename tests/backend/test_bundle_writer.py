@@ -17,7 +17,7 @@ from gan2x.export.bake import bake_textures
 from gan2x.export.bundle import SCHEMA_VERSION, CameraSpec, LightSpec, validate_bundle, write_bundle
 from gan2x.export.datatypes import BundleError
 from gan2x.export.marching_cubes import extract_mesh
-from gan2x.export.pipeline import export_bundle
+from gan2x.export.asset import write_asset_bundle
 from gan2x.export.ply import read_ply
 from gan2x.export.uv_unwrap import unwrap
 
@@ -121,8 +121,8 @@ def test_write_bundle_produces_a_bundle_the_validator_accepts(written, parts):
     assert "NaN" not in (written / "manifest.json").read_text()
 
 
-def test_export_bundle_runs_the_whole_stage(parts, tmp_path):
-    destination = export_bundle(
+def test_write_asset_bundle_runs_the_whole_stage(parts, tmp_path):
+    destination = write_asset_bundle(
         tmp_path / "asset", sdf=sphere_sdf, materials=materials, camera=parts["camera"], light=parts["light"],
         target_image=parts["target_image"], rerender_image=parts["rerender_image"], mask=parts["mask"],
         provenance={"generator": "synthetic:sphere", "seed": None}, resolution=20, texture_size=64, padding_px=2)
@@ -235,10 +235,10 @@ def test_failure_while_baking_leaves_nothing(parts, tmp_path):
         raise RuntimeError("material network exploded")
     destination = tmp_path / "asset"
     with pytest.raises(RuntimeError, match="exploded"):
-        export_bundle(destination, sdf=sphere_sdf, materials=broken_materials, camera=parts["camera"],
-                      light=parts["light"], target_image=parts["target_image"],
-                      rerender_image=parts["rerender_image"], mask=parts["mask"], provenance={},
-                      resolution=16, texture_size=32)
+        write_asset_bundle(destination, sdf=sphere_sdf, materials=broken_materials, camera=parts["camera"],
+                           light=parts["light"], target_image=parts["target_image"],
+                           rerender_image=parts["rerender_image"], mask=parts["mask"], provenance={},
+                           resolution=16, texture_size=32)
     assert list(tmp_path.iterdir()) == []
 
 

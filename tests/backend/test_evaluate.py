@@ -5,10 +5,10 @@ import math
 
 import torch
 
-from gan2x.bench.evaluate import appearance_metrics, ground_truth_maps, material_metrics
 from gan2x.fit.asset_model import AssetModel
 from gan2x.fit.image_state import ImageState
 from gan2x.generators import load_generator
+from gan2x.measure.ground_truth import appearance_metrics, ground_truth_maps, material_metrics
 from gan2x.render.cameras import orbit_world_from_camera
 from gan2x.render.volume import SamplingSettings
 

@@ -466,6 +466,6 @@ def test_print_timings(capsys):
 def test_export_does_not_import_torch():
     import subprocess
 
-    code = ("import sys, gan2x.export, gan2x.export.pipeline, gan2x.export.bundle; "
+    code = ("import sys, gan2x.export, gan2x.export.asset, gan2x.export.bundle; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from device_reads import READS_PER_STAGE, fit_and_count_reads
 from gan2x.fit.image_state import ImageState
 from gan2x.fit.projection import project_to_generator
 from gan2x.fit.schedule import PRESETS, fit_target
@@ -125,60 +126,40 @@ def test_the_fit_trains_the_sdf_encoding_it_is_given(encoding):
 
 
 def test_guarded_step_skips_non_finite_updates_and_gives_up_clearly():
-    from gan2x.fit.optim import MAX_SKIPPED_IN_A_ROW, guarded_step
+    from gan2x.optim import MAX_SKIPPED_IN_A_ROW, SkipCounter, guarded_step
 
     weight = torch.nn.Parameter(torch.ones(3))
     optimiser = torch.optim.SGD([weight], lr=0.1)
-    skipped = [0, 0]
+    skipped = SkipCounter()
     assert guarded_step(optimiser, (weight * 2).sum(), skipped) and torch.allclose(weight, torch.full((3,), 0.8))
     assert not guarded_step(optimiser, (weight * float("nan")).sum(), skipped)
     assert not guarded_step(optimiser, (weight.sqrt() * torch.tensor([1.0, 0.0, 1.0]) / torch.zeros(3)).sum(),
                             skipped)
-    assert torch.allclose(weight, torch.full((3,), 0.8)) and skipped == [2, 2]
-    assert guarded_step(optimiser, weight.sum(), skipped) and skipped == [2, 0]
+    assert torch.allclose(weight, torch.full((3,), 0.8)) and skipped == SkipCounter(total=2, in_a_row=2)
+    assert guarded_step(optimiser, weight.sum(), skipped) and skipped == SkipCounter(total=2, in_a_row=0)
     at_zero = torch.nn.Parameter(torch.zeros(2))  # a finite loss whose gradient is not: d sqrt(x)/dx at 0
     both = torch.optim.SGD([weight, at_zero], lr=0.1)
-    assert not guarded_step(both, weight.sum() + at_zero.sqrt().sum(), skipped) and skipped == [3, 1]
+    assert not guarded_step(both, weight.sum() + at_zero.sqrt().sum(), skipped) and skipped == SkipCounter(total=3, in_a_row=1)
     assert torch.allclose(weight, torch.full((3,), 0.7)) and weight.grad is None and at_zero.grad is None
     with pytest.raises(FloatingPointError, match="diverged"):
         for _ in range(MAX_SKIPPED_IN_A_ROW):
             guarded_step(optimiser, weight.sum() * float("inf"), skipped)
 
 
-def test_a_fit_reads_back_from_the_device_once_a_step(monkeypatch):
+def test_a_fit_reads_back_from_the_device_once_a_step():
     """On a GPU every value read back to the host makes the CPU wait for the
-    device. Count the reads that the fit's own code makes (fit, render and
-    fields; Tensor.item, float(), bool(), int(), tolist), by where they are
-    made: only the step's finite check (fit/optim.py) may read once per
-    step; everything else reads a few times per stage (the history, the
-    pseudo-sample draws). The built-in generator's ray caster reads sizes
-    back; a real GAN does not, and it is not the fit's code."""
-    import collections
-    import sys
-
-    reads = collections.Counter()
-
-    def counting(name):
-        original = getattr(torch.Tensor, name)
-
-        def read(self, *args, **kwargs):
-            caller = sys._getframe(1).f_code
-            if any(part in caller.co_filename for part in ("gan2x/fit/", "gan2x/render/", "gan2x/fields/")):
-                reads[(caller.co_filename.rsplit("gan2x", 1)[-1], caller.co_name)] += 1
-            return original(self, *args, **kwargs)
-        return read
-
+    device. A fit reads once a step (the step's finite check) and a few
+    times a stage (the history, the pseudo-sample draws), however long its
+    stages: twice the steps, the same reads plus one for every added step."""
     generator, ws, target = _tiny_sample(1)
-    settings = replace(PRESETS["draft"], stages=2, target_steps=20, projection_steps=4, exploitation_steps=20,
-                       pseudo_samples=2, rays_per_image=64, refinement_steps=6,
-                       sampling=SamplingSettings(coarse_samples=16, fine_samples=8, coarse_grid=16))
-    for name in ("item", "__float__", "__bool__", "__int__", "tolist"):
-        monkeypatch.setattr(torch.Tensor, name, counting(name))
-    fit_target(generator, ws, target, settings)
-    monkeypatch.undo()
-    # once in every step: the photometric ones and the projection's
-    assert reads.pop(("/fit/optim.py", "guarded_step")) == settings.total_steps()
-    assert max(reads.values()) <= settings.total_steps() // 3, reads
+    short = replace(PRESETS["draft"], stages=2, target_steps=10, projection_steps=2, exploitation_steps=10,
+                    pseudo_samples=2, rays_per_image=64, refinement_steps=3,
+                    sampling=SamplingSettings(coarse_samples=16, fine_samples=8, coarse_grid=16))
+    longer = replace(short, target_steps=20, projection_steps=4, exploitation_steps=20, refinement_steps=6)
+    _, short_reads = fit_and_count_reads(generator, ws, target, short)
+    _, long_reads = fit_and_count_reads(generator, ws, target, longer)
+    assert long_reads - short_reads == longer.total_steps() - short.total_steps()
+    assert short.total_steps() <= short_reads <= short.total_steps() + READS_PER_STAGE * short.stages
 
 
 def test_a_fit_depends_on_its_seed_and_not_on_torchs_global_generator():

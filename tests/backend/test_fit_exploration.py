@@ -125,8 +125,8 @@ def test_cli_passes_the_exploration_to_the_fit(tmp_path, capsys):
     assert "invalid choice: 'sideways'" in capsys.readouterr().err
     import argparse
 
-    from gan2x.cli import _request
+    from gan2x.pipeline import build_request
 
     args = argparse.Namespace(preset="draft", steps_scale=1.0, exploration="style_mixing", generator="synthetic",
                               seed=1, truncation=1.0, device="cpu", mesh_resolution=32, texture_size=64, image=None)
-    assert _request(args).fit_overrides == {"exploration": "style_mixing"}
+    assert build_request(vars(args)).fit_overrides == {"exploration": "style_mixing"}

@@ -12,7 +12,7 @@ from gan2x.fit.features import FitFeatureLoss, composite_images
 from gan2x.fit.projection import project_to_generator
 from gan2x.fit.schedule import PRESETS, fit_target
 from gan2x.generators import load_generator
-from gan2x.invert import FeatureLoss
+from gan2x.generators.feature_loss import FeatureLoss
 from gan2x.pipeline import ExportSettings, ReconstructionRequest, reconstruct
 from gan2x.render.volume import SamplingSettings
 
@@ -79,7 +79,7 @@ def test_a_stylegan2_fit_with_d_uses_the_features_end_to_end(stylegan2, tmp_path
     spec = f"stylegan2:{stylegan2}"
     request = ReconstructionRequest(generator=spec, seed=3, fit_overrides=dict(TINY, feature_every=1),
                                     export=ExportSettings(mesh_resolution=32, texture_size=64))
-    result = reconstruct(request, tmp_path / "bundle", log=lambda message: None)
+    result = reconstruct(request, tmp_path / "bundle")
     assert validate_bundle(result.bundle)["provenance"]["generator"] == spec
     steps = {entry["step"]: entry for entry in result.fit.history}
     assert steps["target_fit"]["features"] > 0 and steps["exploitation"]["features"] > 0

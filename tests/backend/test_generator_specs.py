@@ -66,7 +66,7 @@ def _script(path, module=ZToImage, **kwargs):
 
 def _fit(spec, out_dir, seed=0):
     request = ReconstructionRequest(generator=spec, seed=seed, fit_overrides=TINY_FIT, export=TINY_EXPORT)
-    return reconstruct(request, out_dir, log=lambda message: None)
+    return reconstruct(request, out_dir)
 
 
 def _assert_valid_bundle(result, spec):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gan2x import conventions
-from gan2x.bench import metrics
+from gan2x.measure import metrics
 
 
 def test_side_is_scale_invariant_and_detects_relief_errors():

@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from gan2x.bench import metrics
-from gan2x.bench.consistency import (CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach,
-                                     scaled_consistency_settings)
+from gan2x.evaluation.consistency import (CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach,
+                                          scaled_consistency_settings)
 from gan2x.export.bundle import validate_bundle
 from gan2x.export.report import MIN_PANEL_PX, Panel, Section, compose_report
 from gan2x.fit.schedule import PRESETS, fit_target
 from gan2x.generators import load_generator
+from gan2x.measure import metrics
 from gan2x.render.volume import SamplingSettings
 
 RESOLUTION = 24
@@ -128,7 +128,7 @@ def test_reconstruct_writes_a_report_named_in_the_manifest(tmp_path):
                                     export=ExportSettings(mesh_resolution=24, texture_size=32),
                                     generator_options={"resolution": RESOLUTION, "supersample": 1},
                                     consistency_overrides={"steps": 2})
-    result = reconstruct(request, tmp_path / "bundle", log=lambda message: None)
+    result = reconstruct(request, tmp_path / "bundle")
     manifest = validate_bundle(result.bundle)
     assert manifest["images"]["report"] == "images/report.png"
     assert result.report == result.bundle / "images" / "report.png"
@@ -153,7 +153,7 @@ def test_the_fit_command_prints_the_report_after_the_bundle(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["bench", "--help"])
     assert done.value.code == 0 and "--consistency-steps" in capsys.readouterr().out
-    assert main(["fit", "--seed", "1", "--steps-scale", "0.01", "--mesh-resolution", "24", "--texture-size", "32",
+    assert main(["fit", "--seed", "1", "--steps-scale", "0.01", "--mesh-resolution", "32", "--texture-size", "64",
                  "--device", "cpu", "--out", str(tmp_path / "bundle")]) == 0
     lines = capsys.readouterr().out.splitlines()
     bundle_line = next(i for i, line in enumerate(lines) if line.startswith("bundle: "))

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from gan2x import conventions
-from gan2x.bench import metrics
 from gan2x.fields import EllipsoidPriorSDF, MaterialField
 from gan2x.fit.asset_model import AssetModel
 from gan2x.fit.image_state import ImageState
+from gan2x.measure import metrics
 from gan2x.render.cameras import camera_rays, orbit_world_from_camera, pixel_directions_camera
 from gan2x.render.phong import phong
 from gan2x.render.volume import SamplingSettings, SDFGridCache, sphere_interval

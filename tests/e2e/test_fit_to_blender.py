@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 
 from gan2x import conventions
-from gan2x.bench import metrics
 from gan2x.export.bundle import validate_bundle
+from gan2x.measure import metrics
 from gan2x.pipeline import ExportSettings, ReconstructionRequest, reconstruct, resolve_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,18 +1,17 @@
 """A job's ``settings.exploration``: validated by the schema, passed to the fit."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from pydantic import ValidationError
 
 from gan2x.service.schemas import JobSettings
-from gan2x.service.worker import _reconstruction_request
+from gan2x.pipeline import build_request
 
 
 def _request(settings: JobSettings):
-    job = SimpleNamespace(settings=settings.model_dump(), source={"kind": "sample", "seed": 1})
-    return _reconstruction_request(job, "cpu", "synthetic:faces")
+    # as the worker does (service.worker.job_request): the stored source and settings, merged
+    return build_request({"kind": "sample", "seed": 1, **settings.model_dump(), "generator": "synthetic:faces",
+                          "device": "cpu"})
 
 
 def test_exploration_is_validated_and_reaches_the_fit_overrides():

@@ -1,1 +1,2 @@
-"""Quality metrics and benchmarks: against ground truth (``evaluate``) and without it (``consistency``)."""
+"""The benchmark runner (``gan2x bench``: ``run``, ``figure``), on top of
+the product's own metrics (``gan2x.measure``, ``gan2x.evaluation``)."""

@@ -17,8 +17,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from .. import conventions
-from . import metrics
-from .evaluate import RELIGHT_DIRECTIONS_CAMERA, relit_pair
+from ..measure import metrics
+from ..measure.ground_truth import RELIGHT_DIRECTIONS_CAMERA, relit_pair
 
 COLUMNS = ("input", "normals (true)", "normals (fit)", "albedo (true)", "albedo (fit)",
            "ks (true)", "ks (fit)", "relit (true)", "relit (fit)")

@@ -22,7 +22,7 @@ generator's image, as ``gan2x fit``'s ``rerender_psnr_db``), and
 ``seconds``; the ground-truth metrics are absent, not zero.
 
 Every generator's records (ground truth or not) also hold the metrics that
-need none (``bench/consistency.py``, docs/benchmark.md "Metrics without
+need none (``evaluation/consistency.py``, docs/benchmark.md "Metrics without
 ground truth"): ``target_ssim`` (whole image), projection reach
 (``projection_fidelity_psnr_db``, ``projection_target_psnr_db`` and their
 per-sample lists; fitted rows only) and novel-view GAN consistency
@@ -39,13 +39,13 @@ from typing import Callable
 
 import torch
 
+from ..evaluation.consistency import CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach
 from ..fit.asset_model import AssetModel
 from ..fit.image_state import ImageState
 from ..fit.schedule import FitSettings, fit_target
 from ..generators import load_generator
-from . import metrics
-from .consistency import CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach
-from .evaluate import ground_truth_maps, ground_truth_metrics
+from ..measure import metrics
+from ..measure.ground_truth import ground_truth_maps, ground_truth_metrics
 from .figure import sample_panels
 
 QUICK_SEEDS = (1000, 1001, 1002)
@@ -58,10 +58,12 @@ field encoding (``FitSettings.encoding``)."""
 KNOWN_ROWS = ROWS + ("full:fourier", "full:triplane", "full:hashgrid")
 REPORTED_ROWS = ("ellipsoid", "lambertian", "no_refinement", "full", "full:fourier", "full:triplane",
                  "full:hashgrid")
-DEFAULT_ENTANGLEMENT = 0.15
+from ..config import ENTANGLEMENT  # noqa: E402
+
+DEFAULT_ENTANGLEMENT = ENTANGLEMENT.default
 """The built-in generator's identity drift with view and light in the
-benchmark (``SyntheticGenerator``'s ``entanglement``): a one-sigma view or
-light change moves each identity parameter by 0.15 sigma."""
+benchmark (``SyntheticGenerator``'s ``entanglement``, ``gan2x.config.ENTANGLEMENT``):
+a one-sigma view or light change moves each identity parameter by this many sigma."""
 
 REPORTED = (
     ("side_x100", "SIDE x1e-2", "{:.3f}"),

@@ -13,20 +13,20 @@ Both are called with at most ``chunk`` points at a time.
 
 Steps, one module each: ``marching_cubes.extract_mesh`` -> ``uv_unwrap.unwrap``
 -> ``bake.bake_textures`` -> ``bundle.write_bundle`` (which uses ``ply``,
-``images`` and ``gltf``); ``pipeline.export_bundle`` runs them all.
+``images`` and ``gltf``); ``asset.write_asset_bundle`` runs them all.
 ``report.compose_report`` lays out the bundle's optional report picture.
 """
+from .asset import write_asset_bundle
 from .bake import bake_textures
 from .bundle import SCHEMA_VERSION, CameraSpec, LightSpec, validate_bundle, write_bundle
 from .datatypes import BakedTextures, BundleError, ExportError, TexturedMesh, TriangleMesh
 from .gltf import read_glb, write_glb
 from .marching_cubes import extract_mesh
-from .pipeline import export_bundle
 from .ply import read_ply, write_ply
 from .uv_unwrap import unwrap
 
 __all__ = [
     "BakedTextures", "BundleError", "CameraSpec", "ExportError", "LightSpec", "SCHEMA_VERSION",
-    "TexturedMesh", "TriangleMesh", "bake_textures", "export_bundle", "extract_mesh", "read_glb",
-    "read_ply", "unwrap", "validate_bundle", "write_bundle", "write_glb", "write_ply",
+    "TexturedMesh", "TriangleMesh", "bake_textures", "extract_mesh", "read_glb", "read_ply", "unwrap",
+    "validate_bundle", "write_asset_bundle", "write_bundle", "write_glb", "write_ply",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..invert.feature_loss import FeatureLoss
+from ..generators.feature_loss import FeatureLoss
 
 Tensor = torch.Tensor
 

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import conventions
 from ..render.cameras import orbit_world_from_camera
 
 
@@ -100,7 +99,3 @@ def pixel_grid_xy(pixel_ids: torch.Tensor, resolution: int) -> torch.Tensor:
     rows = torch.div(pixel_ids, resolution, rounding_mode="floor")
     cols = pixel_ids % resolution
     return torch.stack([(cols + 0.5) / resolution * 2 - 1, (rows + 0.5) / resolution * 2 - 1], -1)
-
-
-def default_camera_distance() -> float:
-    return conventions.CAMERA_DISTANCE

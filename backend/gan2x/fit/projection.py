@@ -11,8 +11,8 @@ from typing import Callable
 
 import torch
 
-from ..invert.feature_loss import FeatureLoss
-from .optim import guarded_step
+from ..generators.feature_loss import FeatureLoss
+from ..optim import SkipCounter, guarded_step
 
 
 def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torch.Tensor,
@@ -28,8 +28,8 @@ def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torc
     pseudo_images [N, 3, R, R] in [-1, 1] (sRGB-encoded). The loss is L1 in
     image space plus ``offset_weight`` times the offset's mean square, which
     keeps the object's identity, plus ``feature_weight`` times the
-    discriminator's feature distance (``invert.FeatureLoss``) when a
-    ``feature_loss`` is given. ``record``, when given, receives the last
+    discriminator's feature distance (``generators.feature_loss.FeatureLoss``)
+    when a ``feature_loss`` is given. ``record``, when given, receives the last
     step's terms (``projection_l1``, and ``projection_features`` with a
     feature loss). Returns (projected images [N, 3, R, R] in [-1, 1], ws
     [N, num_ws, w_dim]).
@@ -40,7 +40,7 @@ def project_to_generator(generator, target_ws: torch.Tensor, pseudo_images: torc
     offset = torch.zeros(count, target_ws.shape[-1], device=target_ws.device, requires_grad=True)
     optimiser = torch.optim.Adam([offset], lr=learning_rate)
     base = target_ws.detach().expand(count, -1, -1)
-    skipped = [0, 0]
+    skipped = SkipCounter()
     use_features = feature_loss is not None and feature_weight > 0
     if use_features:
         with torch.no_grad():

@@ -99,7 +99,7 @@ def fit_target(generator, target_ws: torch.Tensor, target_image: torch.Tensor,
             history.append(refine(fit))
     return FitResult(model=fit.model, target_state=fit.target_state, pseudo_states=explored.states,
                      projected_images=explored.projected.detach(), timings=timings, history=history,
-                     skipped_steps=fit.skipped[0], pseudo_images=explored.pseudo_images,
+                     skipped_steps=fit.skipped.total, pseudo_images=explored.pseudo_images,
                      pseudo_yaws_degrees=explored.yaws_degrees)
 
 

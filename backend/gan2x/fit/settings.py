@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..fields.encodings import ENCODINGS
 from ..render.volume import SamplingSettings
-from .style_mixing import EXPLORATIONS
+from ..config import EXPLORATIONS
 
 SHADINGS = ("phong", "lambertian")
 """``FitSettings.shading`` values."""

@@ -39,10 +39,10 @@ from .image_state import ImageState, pseudo_state
 
 Tensor = torch.Tensor
 
-EXPLORATIONS = ("projection", "style_mixing", "mixed")
-"""``FitSettings.exploration`` values: projection of rendered pseudo samples
-(METHOD.md); style mixing alone; style mixing, then projection of the
-estimate rendered at the searched views, starting from the mixed latents."""
+# ``FitSettings.exploration`` values, stated in gan2x.config with the other request-level settings: projection
+# of rendered pseudo samples (METHOD.md); style mixing alone; style mixing, then projection of the estimate
+# rendered at the searched views, starting from the mixed latents.
+from ..config import EXPLORATIONS  # noqa: E402
 
 
 def check_exploration(exploration: str, generator) -> None:

@@ -50,9 +50,9 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..bench import metrics
-from ..fit.optim import guarded_step
-from .feature_loss import FeatureLoss
+from ..generators.feature_loss import FeatureLoss
+from ..measure import metrics
+from ..optim import SkipCounter, guarded_step
 
 Tensor = torch.Tensor
 
@@ -209,7 +209,7 @@ def _psnr(image: Tensor, target: Tensor) -> float:
 
 
 def choose_start(generator, settings: InversionSettings, expand, losses, with_prior: bool, learning_rate: float,
-                 tick, skipped: list, device) -> tuple[dict, torch.nn.Parameter]:
+                 tick, skipped: SkipCounter, device) -> tuple[dict, torch.nn.Parameter]:
     """The start of stage 1 (module doc, part 0): (the record of the
     candidates and the choice, the chosen latent after the evaluation [1, w_dim])."""
     names, candidates = [], []
@@ -302,7 +302,7 @@ def invert_image(generator, target: Tensor, settings: InversionSettings | None =
     started = time.perf_counter()
     done, total = 0, settings.total_steps()
     history: list[dict] = []
-    skipped = [0, 0]
+    skipped = SkipCounter()
 
     def expand(latent: Tensor) -> Tensor:
         return latent[:, None, :].expand(-1, generator.num_ws, -1)

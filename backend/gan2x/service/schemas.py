@@ -1,7 +1,8 @@
 """Request and response models: the API's contract and its OpenAPI description.
 
-Ranges are stated once here (``*_RANGE`` constants), enforced by pydantic
-(422 with the field named) and reported by ``GET /v1/capabilities``.
+Ranges and defaults come from ``gan2x.config`` (the ``*_RANGE`` constants
+here are its (minimum, maximum) pairs), enforced by pydantic (422 with the
+field named) and reported by ``GET /v1/capabilities``.
 Unknown fields are refused, so a misspelt setting is an error, not a default.
 """
 from __future__ import annotations
@@ -12,16 +13,17 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..fit.schedule import PRESETS
-from ..fit.style_mixing import EXPLORATIONS
+from .. import config
+from ..config import EXPLORATIONS, PRESET_NAMES
 
-SEED_RANGE = (0, 2 ** 32 - 1)
-TRUNCATION_RANGE = (0.0, 2.0)
-STEPS_SCALE_RANGE = (0.01, 4.0)
-STAGES_RANGE = (1, 6)
-PSEUDO_SAMPLES_RANGE = (1, 32)
-MESH_RESOLUTION_RANGE = (32, 512)
-TEXTURE_SIZE_RANGE = (64, 4096)
+SEED_RANGE = (config.SEED.minimum, config.SEED.maximum)
+TRUNCATION_RANGE = (config.TRUNCATION.minimum, config.TRUNCATION.maximum)
+STEPS_SCALE_RANGE = (config.STEPS_SCALE.minimum, config.STEPS_SCALE.maximum)
+STAGES_RANGE = (config.STAGES.minimum, config.STAGES.maximum)
+PSEUDO_SAMPLES_RANGE = (config.PSEUDO_SAMPLES.minimum, config.PSEUDO_SAMPLES.maximum)
+MESH_RESOLUTION_RANGE = (config.MESH_RESOLUTION.minimum, config.MESH_RESOLUTION.maximum)
+TEXTURE_SIZE_RANGE = (config.TEXTURE_SIZE.minimum, config.TEXTURE_SIZE.maximum)
+_CROP = config.RECONSTRUCTION.crop
 MAX_BATCH_ITEMS = 256
 ID_PATTERN = r"^[0-9a-f]{32}$"
 
@@ -29,7 +31,7 @@ GENERATOR_MAX_LENGTH = 1000
 GENERATOR_DESCRIPTION = ("a generator this service allows, by name: a built-in spec (synthetic, synthetic:faces, "
                          "synthetic:objects) or one its operator listed (gan2x serve --generator); "
                          "GET /v1/capabilities lists them, anything else is refused with 422")
-PresetName = Literal[tuple(PRESETS)]
+PresetName = Literal[PRESET_NAMES]
 ExplorationName = Literal[EXPLORATIONS]
 
 
@@ -57,10 +59,10 @@ class _Strict(BaseModel):
 class SampleSource(_Strict):
     """A sample of a built-in generator, by seed: the image the fit inverts."""
     kind: Literal["sample"]
-    generator: str = Field("synthetic", min_length=1, max_length=GENERATOR_MAX_LENGTH,
+    generator: str = Field(config.DEFAULT_GENERATOR, min_length=1, max_length=GENERATOR_MAX_LENGTH,
                            description=GENERATOR_DESCRIPTION)
-    seed: int = Field(0, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="the sample's seed")
-    truncation: float = Field(1.0, ge=TRUNCATION_RANGE[0], le=TRUNCATION_RANGE[1],
+    seed: int = Field(config.SEED.default, ge=SEED_RANGE[0], le=SEED_RANGE[1], description="the sample's seed")
+    truncation: float = Field(config.TRUNCATION.default, ge=TRUNCATION_RANGE[0], le=TRUNCATION_RANGE[1],
                               description="truncation psi of the generator's mapping")
 
 
@@ -70,11 +72,13 @@ class ImageSource(_Strict):
     (``gan2x.pipeline.reconstruct_image``, docs/generators.md)."""
     kind: Literal["image"]
     upload_id: str = Field(pattern=ID_PATTERN, description="the id returned by POST /v1/uploads")
-    generator: str = Field("synthetic", min_length=1, max_length=GENERATOR_MAX_LENGTH,
+    generator: str = Field(config.DEFAULT_GENERATOR, min_length=1, max_length=GENERATOR_MAX_LENGTH,
                            description=GENERATOR_DESCRIPTION)
-    crop_x: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the width from the left")
-    crop_y: float = Field(0.5, ge=0.0, le=1.0, description="crop centre, a fraction of the height from the top")
-    crop_scale: float = Field(1.0, gt=0.0, le=1.0,
+    crop_x: float = Field(_CROP.x.default, ge=_CROP.x.minimum, le=_CROP.x.maximum,
+                          description="crop centre, a fraction of the width from the left")
+    crop_y: float = Field(_CROP.y.default, ge=_CROP.y.minimum, le=_CROP.y.maximum,
+                          description="crop centre, a fraction of the height from the top")
+    crop_scale: float = Field(_CROP.scale.default, gt=_CROP.scale.minimum, le=_CROP.scale.maximum,
                               description="crop side, a fraction of the image's shorter side; the crop must "
                                           "hold at least the generator's resolution in pixels")
 
@@ -83,8 +87,8 @@ JobSource = Annotated[Union[SampleSource, ImageSource], Field(discriminator="kin
 
 
 class JobSettings(_Strict):
-    preset: PresetName = Field("draft", description="quality preset (step counts: /v1/capabilities)")
-    steps_scale: float = Field(1.0, ge=STEPS_SCALE_RANGE[0], le=STEPS_SCALE_RANGE[1],
+    preset: PresetName = Field(config.PRESET.default, description="quality preset (step counts: /v1/capabilities)")
+    steps_scale: float = Field(config.STEPS_SCALE.default, ge=STEPS_SCALE_RANGE[0], le=STEPS_SCALE_RANGE[1],
                                description="multiplies every step count of the preset (at least one step "
                                            "each); 0.01 makes a smoke test of a few seconds")
     stages: int | None = Field(None, ge=STAGES_RANGE[0], le=STAGES_RANGE[1],
@@ -98,9 +102,9 @@ class JobSettings(_Strict):
                           "(the generator's view layers swapped: generators with per-layer view latents, such as "
                           "synthetic and stylegan2; others fail the job) or mixed (style mixing, then projection); "
                           "null: the preset's")
-    mesh_resolution: int = Field(192, ge=MESH_RESOLUTION_RANGE[0], le=MESH_RESOLUTION_RANGE[1],
+    mesh_resolution: int = Field(config.MESH_RESOLUTION.default, ge=MESH_RESOLUTION_RANGE[0], le=MESH_RESOLUTION_RANGE[1],
                                  description="marching-cubes grid cells a side")
-    texture_size: int = Field(1024, ge=TEXTURE_SIZE_RANGE[0], le=TEXTURE_SIZE_RANGE[1],
+    texture_size: int = Field(config.TEXTURE_SIZE.default, ge=TEXTURE_SIZE_RANGE[0], le=TEXTURE_SIZE_RANGE[1],
                               description="texture width and height in pixels")
 
 

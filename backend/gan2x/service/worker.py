@@ -25,8 +25,7 @@ Job kinds: ``JOB_RUNNERS`` maps a job's kind to the function that runs it.
 
 with the source's crop (``crop_x``, ``crop_y``, ``crop_scale``) and the
 inversion's steps scaled by ``steps_scale`` like the fit's. A crop the image
-cannot give fails with code ``invalid_crop``; a pipeline without
-``reconstruct_image`` would fail with ``image_inversion_unavailable``.
+cannot give fails with code ``invalid_crop``.
 
 Exit status: 0 when the job's final state was written (succeeded or failed),
 3 when the parent died, anything else is a crash the scheduler reports.
@@ -47,7 +46,6 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
 from .datadir import DataDir, write_atomically
 from .store import JobRecord, JobStore
 
@@ -142,43 +140,22 @@ def write_preview(path: Path, pixels: np.ndarray) -> None:
 
 # --- job kinds ------------------------------------------------------------------------------
 
-def _reconstruction_request(job: JobRecord, device: str, generator_spec: str):
-    from ..pipeline import (ExportSettings, ReconstructionRequest, scaled_consistency_overrides,
-                            scaled_step_overrides)
+def job_request(job: JobRecord, device: str, generator_spec: str):
+    """The job's ``ReconstructionRequest``: its stored source and settings
+    (already checked by the API's models, which filled in the defaults) through
+    ``pipeline.build_request``, with the service's resolved generator and device."""
+    from ..pipeline import build_request
 
-    settings = job.settings
-    steps_scale = float(settings.get("steps_scale", 1.0))
-    overrides = scaled_step_overrides(settings["preset"], steps_scale) if steps_scale != 1.0 else {}
-    for name in ("stages", "pseudo_samples"):
-        if settings.get(name) is not None:
-            overrides[name] = int(settings[name])
-    if settings.get("exploration") is not None:
-        overrides["exploration"] = str(settings["exploration"])
-    source = job.source
-    extra = {}
-    if source.get("kind") == "image":
-        from ..invert import CropSettings
-        from ..pipeline import scaled_inversion_overrides
-
-        extra["crop"] = CropSettings(float(source.get("crop_x", 0.5)), float(source.get("crop_y", 0.5)),
-                                     float(source.get("crop_scale", 1.0)))
-        if steps_scale != 1.0:
-            extra["inversion_overrides"] = scaled_inversion_overrides(steps_scale)
-    if steps_scale != 1.0:  # the consistency metric's projection scales with the fit
-        extra["consistency_overrides"] = scaled_consistency_overrides(steps_scale)
-    return ReconstructionRequest(generator=generator_spec, seed=int(source.get("seed", 0)),
-                                 truncation=float(source.get("truncation", 1.0)), preset=settings["preset"],
-                                 device=device, fit_overrides=overrides,
-                                 export=ExportSettings(int(settings["mesh_resolution"]),
-                                                       int(settings["texture_size"])), **extra)
+    settings = {**job.source, **job.settings, "generator": generator_spec, "device": device}
+    return build_request(settings, photo=job.source.get("kind") == "image")
 
 
 def run_sample_job(context: JobContext):
     from ..pipeline import reconstruct
 
-    request = _reconstruction_request(context.job, context.device, context.generator_spec)
+    request = job_request(context.job, context.device, context.generator_spec)
     return reconstruct(request, context.data_dir.bundle_dir(context.job.id), progress=context.progress,
-                       log=context.log, snapshot=context.snapshot)
+                       snapshot=context.snapshot)
 
 
 def run_image_job(context: JobContext):
@@ -188,19 +165,13 @@ def run_image_job(context: JobContext):
     if upload is None:
         raise JobFailure("upload_missing", "the uploaded image of this job was deleted; upload it again and "
                                            "submit a new job")
-    reconstruct_image = getattr(pipeline, "reconstruct_image", None)
-    if reconstruct_image is None:
-        raise JobFailure("image_inversion_unavailable",
-                         f"fitting an uploaded image (image inversion) is not available in gan2x {__version__}: "
-                         "this version reconstructs generator samples only. Submit a job whose source is "
-                         "{\"kind\": \"sample\", \"generator\": ..., \"seed\": ...} instead")
     from ..invert import PhotoError
 
-    request = _reconstruction_request(context.job, context.device, context.generator_spec)
+    request = job_request(context.job, context.device, context.generator_spec)
     try:
-        return reconstruct_image(context.data_dir.uploads / upload.file_name, request,
-                                 context.data_dir.bundle_dir(context.job.id), progress=context.progress,
-                                 log=context.log, snapshot=context.snapshot)
+        return pipeline.reconstruct_image(context.data_dir.uploads / upload.file_name, request,
+                                          context.data_dir.bundle_dir(context.job.id), progress=context.progress,
+                                          log=context.log, snapshot=context.snapshot)
     except PhotoError as error:
         raise JobFailure("invalid_crop", str(error)) from error
 

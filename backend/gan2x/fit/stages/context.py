@@ -9,10 +9,10 @@ from typing import Callable
 
 import torch
 
+from ...optim import SkipCounter, guarded_step
 from ..asset_model import AssetModel
 from ..features import FitFeatureLoss
 from ..image_state import ImageState
-from ..optim import guarded_step
 from ..settings import FitSettings
 from .photometric import photometric_step
 
@@ -46,8 +46,8 @@ class FitContext:
     """The discriminator's feature loss, None without D or with weight 0."""
     progress: ProgressCallback | None = None
     snapshot: SnapshotCallback | None = None
-    skipped: list[int] = field(default_factory=lambda: [0, 0])
-    """Steps skipped for a non-finite loss or gradient: in all, in a row (``guarded_step``)."""
+    skipped: SkipCounter = field(default_factory=SkipCounter)
+    """Steps skipped for a non-finite loss or gradient (``guarded_step``)."""
     done: int = 0
     """Steps done so far, over every stage."""
 

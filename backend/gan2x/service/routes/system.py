@@ -10,7 +10,6 @@ from ... import __version__
 from ...fit.schedule import PRESETS
 from ...generators import KNOWN_SPECS
 from .. import schemas
-from ..worker import JOB_RUNNERS
 from ..state import Service
 from .views import error_responses
 
@@ -29,12 +28,6 @@ def _range(field_name: str, model) -> schemas.Range:
     return schemas.Range(minimum=bounds["Ge"].ge, maximum=bounds["Le"].le, default=info.default)
 
 
-def _image_inversion_available() -> bool:
-    from ... import pipeline
-
-    return hasattr(pipeline, "reconstruct_image") and "image" in JOB_RUNNERS
-
-
 @router.get("/v1/capabilities", response_model=schemas.Capabilities, responses=error_responses(),
             summary="Version, device, generators, presets, setting ranges and limits")
 def capabilities(service: Service) -> schemas.Capabilities:
@@ -43,7 +36,6 @@ def capabilities(service: Service) -> schemas.Capabilities:
                                         **{f.name: getattr(preset, f.name) for f in fields(preset)
                                            if f.name in schemas.PresetInfo.model_fields})
                for name, preset in PRESETS.items()}
-    image_available = _image_inversion_available()
     allowed = service.generators
     generator_info = [schemas.GeneratorInfo(name=name, kind=allowed.resolve(name).partition(":")[0],
                                             builtin=name in KNOWN_SPECS,
@@ -57,11 +49,8 @@ def capabilities(service: Service) -> schemas.Capabilities:
         job_kinds={
             "sample": schemas.JobKindInfo(available=True, note="a generator sample by spec and seed"),
             "image": schemas.JobKindInfo(
-                available=image_available,
-                note="an uploaded image: cropped (crop_x, crop_y, crop_scale), inverted into the generator's "
-                     "latent space, then fitted" if image_available else
-                "uploads are accepted and checked, but fitting an uploaded image (image inversion) is not "
-                "available in this version: such a job fails with code image_inversion_unavailable"),
+                available=True, note="an uploaded image: cropped (crop_x, crop_y, crop_scale), inverted into "
+                                     "the generator's latent space, then fitted"),
         },
         settings={name: _range(name, schemas.JobSettings)
                   for name in ("steps_scale", "stages", "pseudo_samples", "mesh_resolution", "texture_size")},

@@ -28,8 +28,8 @@ import torch
 
 from ..fit.image_state import ImageState, pseudo_state
 from ..fit.projection import project_to_generator
+from ..measure import metrics
 from ..render.volume import SamplingSettings
-from . import metrics
 
 
 @dataclass(frozen=True)

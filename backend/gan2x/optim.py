@@ -1,15 +1,27 @@
-"""Optimiser steps that survive a bad batch."""
+"""Optimiser steps that survive a bad batch (the fit's and the inversion's)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 MAX_SKIPPED_IN_A_ROW = 20
 
 
-def guarded_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor, skipped: list[int]) -> bool:
+@dataclass
+class SkipCounter:
+    """Steps ``guarded_step`` skipped for a non-finite loss or gradient."""
+
+    total: int = 0
+    """In all."""
+    in_a_row: int = 0
+    """Since the last step taken."""
+
+
+def guarded_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor, skipped: SkipCounter) -> bool:
     """Backward and step, unless the loss or a gradient is not finite (or
     the gradients' norm overflows): then the step is skipped (as
-    mixed-precision scalers do) and counted in ``skipped[0]``; too many in a
+    mixed-precision scalers do) and counted in ``skipped``; too many in a
     row raise a clear error. Returns whether the step was taken.
 
     The check reads one boolean back from the device per step (the loss and
@@ -23,12 +35,12 @@ def guarded_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor, skipped: 
         finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(gradients, foreach=True))
     if bool(finite):
         optimiser.step()
-        skipped[1] = 0
+        skipped.in_a_row = 0
         return True
     optimiser.zero_grad(set_to_none=True)
-    skipped[0] += 1
-    skipped[1] += 1
-    if skipped[1] >= MAX_SKIPPED_IN_A_ROW:
-        raise FloatingPointError(f"the fit diverged: {skipped[1]} steps in a row had a non-finite loss or "
+    skipped.total += 1
+    skipped.in_a_row += 1
+    if skipped.in_a_row >= MAX_SKIPPED_IN_A_ROW:
+        raise FloatingPointError(f"the fit diverged: {skipped.in_a_row} steps in a row had a non-finite loss or "
                                  "gradient; try another seed or a smaller learning rate")
     return False

@@ -1,6 +1,6 @@
-"""The whole export stage in one call: SDF and material fields -> bundle.
+"""The whole export stage in one call: SDF and material fields -> asset bundle.
 
-``export_bundle`` runs marching cubes, UV unwrap and baking, then
+``write_asset_bundle`` runs marching cubes, UV unwrap and baking, then
 ``write_bundle``. Nothing is written at the destination unless every step
 succeeds (a materials callable that raises leaves no directory behind), and
 the seconds each step took are added to ``provenance["timings"]`` as
@@ -23,7 +23,7 @@ from .marching_cubes import extract_mesh
 from .uv_unwrap import unwrap
 
 
-def export_bundle(destination, *, sdf, materials, camera: CameraSpec, light: LightSpec,
+def write_asset_bundle(destination, *, sdf, materials, camera: CameraSpec, light: LightSpec,
                   target_image: np.ndarray, rerender_image: np.ndarray, mask: np.ndarray, provenance: dict,
                   latent: np.ndarray | None = None, report_image: np.ndarray | None = None,
                   resolution: int = 128, bound: float = 1.0,
