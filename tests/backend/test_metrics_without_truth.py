@@ -1,4 +1,4 @@
-"""Metrics that need no ground truth (bench/consistency.py, bench/metrics.ssim)
+"""Metrics that need no ground truth (evaluation/consistency.py, measure/metrics.ssim)
 and the report picture of every fit (export/report.py, images/report.png)."""
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ class FitResult:
     projection). None with ``exploration="style_mixing"``, where nothing is
     rendered or projected (the generator's style-mixed images are the pseudo
     samples), so the projection-fidelity figure (render against G(w'),
-    bench/consistency.py) does not exist there."""
+    evaluation/consistency.py) does not exist there."""
     pseudo_yaws_degrees: list[float] = field(default_factory=list)
     """Each last-stage pseudo sample's camera yaw relative to the target's,
     in degrees, as it was when its image was rendered or searched (before
