@@ -119,6 +119,7 @@ def run_demo(args, request, progress, print_metrics) -> int:
     timings["demo_total"] = time.perf_counter() - started
     (out_dir / "timings.json").write_text(json.dumps(timings, indent=2))
     print(f"bundle:      {result.bundle}")
+    print(f"report:      {result.report}")
     print(f"blend file:  {report.get('blend')}")
     print(f"comparison:  {comparison}")
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
