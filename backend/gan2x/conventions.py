@@ -147,6 +147,13 @@ def srgb_from_linear(linear):
     return xp.where(linear <= 0.0031308, low, high)
 
 
+def unit_rgb_from_generator(images):
+    """A generator's images, channels first and sRGB-encoded in [-1, 1]
+    (``[..., 3, H, W]``, torch), as sRGB-encoded [0, 1] channels last
+    (``[..., H, W, 3]``): how the metrics, the report and the fit compare them."""
+    return ((images + 1) / 2).clamp(0, 1).movedim(-3, -1)
+
+
 def linear_from_srgb(encoded):
     """Inverse of srgb_from_linear; input clipped to [0, 1]. numpy or torch."""
     xp = _xp(encoded)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import __version__, conventions
+from .conventions import unit_rgb_from_generator
 from .evaluation.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
                                      scaled_consistency_settings)
 from .export.asset import write_asset_bundle
@@ -224,9 +225,9 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
     extra_metrics = {"inversion_psnr_db": inversion.psnr_db, "inversion_w_psnr_db": inversion.w_psnr_db}
     with torch.no_grad():
         latent_image = generator.synthesis(inversion.ws)[0]
-    to_rgb = lambda image: ((image + 1) / 2).clamp(0, 1).permute(1, 2, 0)  # noqa: E731
     inverted = InvertedImages(image=inversion.image, latent_image=latent_image, psnr_db=inversion.psnr_db,
-                              latent_psnr_db=metrics.psnr(to_rgb(latent_image), to_rgb(target_image)),
+                              latent_psnr_db=metrics.psnr(unit_rgb_from_generator(latent_image),
+                                                          unit_rgb_from_generator(target_image)),
                               latent=inversion.latent)
     return _fit_and_export(generator, inversion.ws, target_image, request, settings, out_dir, fit_progress, snapshot,
                            timings, started, source=source, extra_metrics=extra_metrics, inverted=inverted)
@@ -269,7 +270,7 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
 
     start = time.perf_counter()
     rerender = result.model.render_image(result.target_state, resolution, settings.sampling)
-    target_rgb = ((target_image + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+    target_rgb = unit_rgb_from_generator(target_image)
     fit_metrics = {
         "rerender_psnr_db": metrics.masked_psnr(rerender["rgb"], target_rgb, torch.ones(resolution, resolution)),
         "rerender_ssim": metrics.ssim(rerender["rgb"], target_rgb),
@@ -330,7 +331,7 @@ def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_
         return image.detach().clamp(0, 1).cpu().numpy()
 
     def srgb(images: torch.Tensor):  # [N, 3, R, R] in [-1, 1] -> [N, R, R, 3] in [0, 1]
-        return ((images.detach() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+        return unit_rgb_from_generator(images.detach()).cpu().numpy()
 
     relit = result.model.render_image(relit_state(result.target_state), resolution, settings.sampling)["rgb"]
     sections = [Section("Target and fit", [[

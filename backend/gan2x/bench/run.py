@@ -39,6 +39,7 @@ from typing import Callable
 
 import torch
 
+from ..conventions import unit_rgb_from_generator
 from ..evaluation.consistency import CONSISTENCY, ConsistencySettings, novel_view_consistency, projection_reach
 from ..fit.asset_model import AssetModel
 from ..fit.image_state import ImageState
@@ -103,7 +104,7 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
 
     def record(name: str, model, state, seconds: float):
         render = model.render_image(state, resolution, settings.sampling)
-        target_rgb = ((target + 1) / 2).clamp(0, 1).permute(1, 2, 0)
+        target_rgb = unit_rgb_from_generator(target)
         compared = metrics.erode(truth["mask"]) if truth is not None else torch.ones(resolution, resolution)
         values = {"seed": seed, "row": name, "seconds": seconds,
                   "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, compared),

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from ..conventions import unit_rgb_from_generator
 from ..fit.image_state import ImageState, pseudo_state
 from ..fit.projection import project_to_generator
 from ..measure import metrics
@@ -106,7 +107,7 @@ def novel_view_consistency(generator, target_ws: torch.Tensor, model, target_sta
     renders = torch.stack(renders)
     with _seeded(seed, renders.device):
         projected = _project(generator, target_ws, renders.permute(0, 3, 1, 2) * 2 - 1, settings)
-    projections = ((projected + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).detach()
+    projections = unit_rgb_from_generator(projected).detach()
     psnr = [metrics.psnr(render, projection) for render, projection in zip(renders, projections)]
     return ConsistencyResult(yaws_degrees=list(settings.yaws_degrees), renders=renders.detach(),
                              projections=projections, psnr_db=psnr, seconds=time.perf_counter() - started,
@@ -147,17 +148,14 @@ def projection_reach(result, target_image: torch.Tensor) -> dict:
     if projected is None or projected.shape[0] == 0:
         return {}
 
-    def srgb(images: torch.Tensor) -> torch.Tensor:  # [N, 3, R, R] in [-1, 1] -> [N, R, R, 3] in [0, 1]
-        return ((images.detach() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
-
     values: dict = {}
-    projections = srgb(projected)
+    projections = unit_rgb_from_generator(projected.detach())
     if result.pseudo_images is not None:
         fidelity = [metrics.psnr(render, projection)
-                    for render, projection in zip(srgb(result.pseudo_images), projections)]
+                    for render, projection in zip(unit_rgb_from_generator(result.pseudo_images.detach()), projections)]
         values["projection_fidelity_psnr_db"] = sum(fidelity) / len(fidelity)
         values["projection_fidelity_psnr_db_each"] = fidelity
-    target = srgb(target_image[None])[0]
+    target = unit_rgb_from_generator(target_image.detach())
     against_target = [metrics.psnr(projection, target) for projection in projections]
     values["projection_target_psnr_db"] = sum(against_target) / len(against_target)
     values["projection_target_psnr_db_each"] = against_target

@@ -50,6 +50,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from ..conventions import unit_rgb_from_generator
 from ..generators.feature_loss import FeatureLoss
 from ..measure import metrics
 from ..optim import SkipCounter, guarded_step
@@ -204,8 +205,8 @@ def feature_layer_for(generator, wanted: int | None) -> int | None:
 
 
 def _psnr(image: Tensor, target: Tensor) -> float:
-    to_rgb = lambda x: ((x.detach() + 1) / 2).clamp(0, 1).permute(1, 2, 0)  # noqa: E731
-    return metrics.masked_psnr(to_rgb(image), to_rgb(target), torch.ones(image.shape[-2:]))
+    return metrics.masked_psnr(unit_rgb_from_generator(image.detach()), unit_rgb_from_generator(target.detach()),
+                               torch.ones(image.shape[-2:]))
 
 
 def choose_start(generator, settings: InversionSettings, expand, losses, with_prior: bool, learning_rate: float,
