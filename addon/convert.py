@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--render-size", type=int, default=256, help="preview render size (default: 256)")
     convert.add_argument("--samples", type=int, default=32, help="Cycles samples of the preview (default: 32)")
     convert.add_argument("--no-render", action="store_true", help="skip the preview renders")
+    convert.add_argument("--ao-strength", type=float, default=None,
+                         help="how much a bundle's ambient occlusion texture darkens the albedo, 0 to 1 "
+                              "(default: the import's, 0.5)")
     convert.add_argument("--poll-interval", type=float, default=0.5, help="seconds between status polls")
     return parser
 
@@ -132,6 +135,8 @@ def parse_arguments(argv) -> argparse.Namespace:
         parser.error("give a command: convert (see --help)")
     if args.render_size <= 0 or args.samples <= 0:
         parser.error("--render-size and --samples must be positive")
+    if args.ao_strength is not None and not 0.0 <= args.ao_strength <= 1.0:
+        parser.error("--ao-strength must be from 0 to 1")
     if args.images is not None and not args.images.is_dir():
         parser.error("--images {} is not a folder".format(args.images))
     return args
@@ -299,7 +304,7 @@ def _convert_item(client: ServiceClient, item: Item, job: dict, args, out_dir: P
         item.outputs["bundle"] = str(bundle_dir)
         item.outputs.update(bundle_to_blend(bundle_dir, out_dir / (item.name + ".blend"),
                                             None if args.no_render else out_dir / (item.name + ".png"),
-                                            args.render_size, args.samples))
+                                            args.render_size, args.samples, args.ao_strength))
     except (ServiceError, BundleError, RuntimeError, OSError) as error:
         item.state, item.message = "failed", "{}: {}".format(type(error).__name__, error)
         say("{}: failed: {}".format(item.label, item.message))
@@ -310,14 +315,16 @@ def _convert_item(client: ServiceClient, item: Item, job: dict, args, out_dir: P
 
 
 def bundle_to_blend(bundle_dir: Path, blend_path: Path, preview_path: Path | None, render_size: int,
-                    samples: int) -> dict:
-    """An empty scene with the bundle imported (lights, camera, world), saved
+                    samples: int, ao_strength: float | None = None) -> dict:
+    """An empty scene with the bundle imported (lights, camera, world; the AO
+    Mix node's Factor ``ao_strength``, None: the import's default), saved
     as ``blend_path``; then, with ``preview_path``, a Cycles render at the
     bundle camera written there. Returns the paths and the import's names."""
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
+    options = ImportOptions() if ao_strength is None else ImportOptions(ao_strength=ao_strength)
     with read_bundle(bundle_dir) as bundle:
-        result = import_bundle(bpy.context, bundle, ImportOptions())
+        result = import_bundle(bpy.context, bundle, options)
     outputs = {"blend": str(blend_path), "collection": result.collection.name,
                "objects": [obj.name for obj in result.objects], "material": result.material.name}
     blend_path.parent.mkdir(parents=True, exist_ok=True)

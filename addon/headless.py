@@ -1,7 +1,7 @@
 """Headless import and render of a GAN2X bundle.
 
     python addon/headless.py -- --bundle DIR --blend OUT.blend --render-size 256 \\
-        --samples 32 --out-dir DIR [--relight-towards X Y Z]
+        --samples 32 --out-dir DIR [--relight-towards X Y Z] [--ao-strength S]
     blender -b -P addon/headless.py -- (same arguments)
 
 Registers the add-on from this file's folder, starts from factory settings
@@ -10,7 +10,10 @@ the .blend, renders at the bundle camera with Cycles on the CPU and writes
 ``render.png`` (sRGB, Standard view transform) and ``render_linear.npy``
 (float32 [H, W, 4] linear RGBA, row 0 at the top). With ``--relight-towards``
 (a direction in the bundle frame, +Y up) the sun turns to it and
-``relit.png`` / ``relit_linear.npy`` follow. Prints one JSON line.
+``relit.png`` / ``relit_linear.npy`` follow. ``--ao-strength`` (0 to 1,
+default the import's, 0.5: ``blender/material.py``) is the Factor of the
+ambient occlusion Mix node of bundles that hold an AO texture. Prints one
+JSON line.
 
 Other code calls ``run(argv) -> dict`` in-process.
 
@@ -79,11 +82,16 @@ def parse_arguments(argv) -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=32, help="Cycles samples per pixel")
     parser.add_argument("--relight-towards", type=float, nargs=3, metavar=("X", "Y", "Z"),
                         help="also render with the sun turned to this direction (bundle frame, +Y up)")
+    parser.add_argument("--ao-strength", type=float, default=None, metavar="S",
+                        help="how much the bundle's ambient occlusion texture darkens the albedo, 0 to 1 "
+                             "(default: the import's, 0.5; 0 reproduces the backend's re-render)")
     args = parser.parse_args(argv)
     if args.render_size <= 0 or args.samples <= 0:
         parser.error("--render-size and --samples must be positive")
     if args.relight_towards is not None and not np.any(args.relight_towards):
         parser.error("--relight-towards must not be the zero vector")
+    if args.ao_strength is not None and not 0.0 <= args.ao_strength <= 1.0:
+        parser.error("--ao-strength must be from 0 to 1")
     return args
 
 
@@ -120,6 +128,8 @@ def run(argv) -> dict:
     lap("reset")
     try:
         options = scene_module.ImportOptions(import_lights=True, import_camera=True, import_world=True)
+        if args.ao_strength is not None:
+            options.ao_strength = args.ao_strength
         with reader_module.read_bundle(args.bundle) as bundle:
             result = scene_module.import_bundle(bpy.context, bundle, options)
         lap("import")

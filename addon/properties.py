@@ -7,6 +7,8 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from .blender.material import AO_STRENGTH_DEFAULT, AO_STRENGTH_DESCRIPTION
+
 KNOWN_GENERATORS = ("synthetic", "synthetic:faces", "synthetic:objects")
 """Offered before the backend's capabilities are known; it may list more."""
 
@@ -92,6 +94,9 @@ class GAN2X_PG_scene_settings(bpy.types.PropertyGroup):
     replace_previous: BoolProperty(
         name="Replace Previous Import", default=False,
         description="Remove earlier GAN2X imports in this scene once this one succeeded")
+    ao_strength: FloatProperty(
+        name="AO Strength", default=AO_STRENGTH_DEFAULT, min=0.0, max=1.0, subtype='FACTOR',
+        description=AO_STRENGTH_DESCRIPTION)
 
     def job_settings(self) -> dict:
         """The fit settings as the API's ``JobSettings``."""
@@ -138,6 +143,7 @@ class GAN2X_PG_job(bpy.types.PropertyGroup):
     import_world: BoolProperty(default=True)
     world_mode: StringProperty(default='NEW')
     replace_previous: BoolProperty(default=False)
+    ao_strength: FloatProperty(default=AO_STRENGTH_DEFAULT, min=0.0, max=1.0)
 
     @property
     def active(self) -> bool:

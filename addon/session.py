@@ -117,7 +117,8 @@ def submit(context, request: JobRequest):
     item.key = uuid.uuid4().hex
     item.name = request.label()
     item.scene_name = context.scene.name
-    for name in ("import_lights", "import_camera", "import_world", "world_mode", "replace_previous"):
+    for name in ("import_lights", "import_camera", "import_world", "world_mode", "replace_previous",
+                 "ao_strength"):
         setattr(item, name, getattr(settings, name))
     state.active_job_index = len(state.jobs) - 1
     try:

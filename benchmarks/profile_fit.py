@@ -39,7 +39,7 @@ from gan2x.devices import DEVICE_HELP, resolve_device
 from gan2x.export.bundle import MANIFEST_NAME
 from gan2x.fit.asset_model import AssetModel
 from gan2x.pipeline import (ExportSettings, ReconstructionRequest, reconstruct, scaled_consistency_overrides,
-                            scaled_step_overrides)
+                            scaled_step_overrides, sdf_normals)
 
 STAGES = ("generator", "target_fit", "exploration", "exploitation", "refinement", "evaluation", "export")
 
@@ -74,10 +74,13 @@ def profile_export(model: AssetModel, device: str, mesh_resolution: int, texture
         with torch.no_grad():
             return model.sdf(torch.from_numpy(points).to(device, torch.float32)).cpu().numpy()
 
-    def materials(points: np.ndarray) -> dict:
+    def materials(points: np.ndarray) -> dict:  # as pipeline.export_bundle's, normals included
+        points_tensor = torch.from_numpy(points).to(device, torch.float32)
         with torch.no_grad():
-            values = model.materials(torch.from_numpy(points).to(device, torch.float32))
-        return {key: value.cpu().numpy() for key, value in values.items()}
+            values = model.materials(points_tensor)
+        values = {key: value.cpu().numpy() for key, value in values.items()}
+        values["normal"] = sdf_normals(model.sdf, points_tensor)
+        return values
 
     timings = {}
     start = time.perf_counter()

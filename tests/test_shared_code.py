@@ -221,6 +221,37 @@ def test_both_sides_refuse_a_broken_bundle_with_the_same_message(sample, case):
     assert backend.startswith(str(sample)), "the message names the file"
 
 
+def test_both_sides_accept_a_bundle_with_or_without_ambient_occlusion(tmp_path):
+    """The AO texture is optional: older bundles without it stay valid."""
+    with_ao = write_bundle(tmp_path / "with_ao", ambient_occlusion=0.5)
+    assert _messages(with_ao) == (None, None)
+    edit_manifest(with_ao, lambda m: m["textures"].pop("ambient_occlusion"))
+    assert _messages(with_ao) == (None, None)
+
+
+@pytest.mark.parametrize("breaker, problem", [
+    (_image("textures/ambient_occlusion.png", np.zeros((8, 8), np.uint8)),
+     "ambient_occlusion.png: is 8x8 pixels but manifest.json says 32x16"),
+    (_image("textures/ambient_occlusion.png", np.zeros((16, 32), np.uint16)),
+     "ambient_occlusion.png: has 16-bit channels but manifest.json says 8-bit"),
+    (_write_text("textures/ambient_occlusion.png", "not a png"), "ambient_occlusion.png: not a PNG file"),
+    (lambda bundle: (bundle / "textures/ambient_occlusion.png").unlink(),
+     "'textures.ambient_occlusion.file' names 'textures/ambient_occlusion.png', which is missing"),
+    (_edit(lambda m: m["textures"]["ambient_occlusion"].update(height=0)),
+     "'textures.ambient_occlusion.height' is 0; it must be from 1 to 8192"),
+    (_edit(lambda m: m["textures"]["ambient_occlusion"].update(bit_depth=12)),
+     "'textures.ambient_occlusion.bit_depth' is 12; a PNG has 1, 2, 4, 8 or 16 bits a channel"),
+    (_edit(lambda m: m["textures"].update(ambient_occlusion="textures/ambient_occlusion.png")),
+     "'textures.ambient_occlusion' must be an object"),
+])
+def test_both_sides_refuse_a_broken_ambient_occlusion_texture_with_the_same_message(tmp_path, breaker, problem):
+    bundle = write_bundle(tmp_path / "with_ao", ambient_occlusion=0.5)
+    breaker(bundle)
+    backend, addon = _messages(bundle)
+    assert backend is not None and problem in backend, backend
+    assert backend == addon
+
+
 def test_both_sides_refuse_an_oversized_report_with_the_same_message(tmp_path):
     bundle = write_bundle(tmp_path / "with_report", report=True)
     Image.fromarray(np.zeros((4, 40000, 3), np.uint8)).save(bundle / "images/report.png")

@@ -5,6 +5,12 @@ turned at import into a roughness image and a reflectance (F0) image with the
 maths of ``bundle/conventions.py``; the tangent-space normal map feeds a
 Normal Map node. Every image is packed so a saved .blend is self-contained.
 
+A bundle with the optional ambient occlusion texture (docs/bundle.md) gets a
+Mix node (Color, Multiply) between the albedo and Base Color: ``albedo *
+(1 - strength + strength * ao)``, its Factor the import's AO strength
+(``AO_STRENGTH_DEFAULT``; the user changes it on the node afterwards). A
+bundle without one has no Mix node: the albedo feeds Base Color directly.
+
 The reader has checked each PNG's header against the manifest and the size
 limits; after Blender loads a texture its size is checked again, so a file
 whose pixels do not decode (Blender reads it as 0x0) is refused by name.
@@ -17,6 +23,21 @@ import numpy as np
 from ..bundle import conventions
 from ..bundle.reader import BundleError
 from .mesh import UV_MAP_NAME
+
+AO_STRENGTH_DEFAULT = 0.5
+"""The Factor of the AO Mix node unless the import says otherwise. Half, not
+all: Cycles already shadows the mesh with its own geometry, so the texture
+at full strength would darken cavities twice (and the albedo, fitted under
+an unshadowed Phong model, may hold some of the image's cavity darkening
+already); none would lose the cavity definition that the viewport's
+Material Preview, EEVEE and other renderers without ray-traced occlusion
+show only through the texture. 0 reproduces the backend's re-render."""
+AO_STRENGTH_DESCRIPTION = (
+    "How much the baked ambient occlusion darkens the albedo (a Multiply Mix node before Base Color; "
+    "bundles without an AO texture get none). 0.5 by default: Cycles already shadows the mesh with its own "
+    "geometry, so 1 would darken cavities twice; 0 reproduces the backend's re-render")
+AO_MIX_NODE_NAME = "GAN2X Ambient Occlusion"
+"""The name of the Mix node that multiplies the albedo by the AO texture."""
 
 
 def _check_loaded_size(image, path, expected_size, label) -> None:
@@ -99,14 +120,22 @@ def derived_material_maps(bundle):
     return roughness, f0
 
 
-def create_material(bundle, name: str, rollback):
-    """Principled BSDF material; returns (material, images by role)."""
+def _socket(sockets, identifier: str):
+    """The socket with this identifier (the Mix node has one 'A' per data type)."""
+    return next(socket for socket in sockets if socket.identifier == identifier)
+
+
+def create_material(bundle, name: str, rollback, ao_strength: float = AO_STRENGTH_DEFAULT):
+    """Principled BSDF material; returns (material, images by role).
+    ``ao_strength`` in [0, 1]: the AO Mix node's Factor (module docstring)."""
     def texture_image(role: str, colour_space: str):
         info = bundle.textures[role]
         return load_image(info.path, "{}_{}".format(name, role), colour_space, rollback,
                           expected_size=(info.width, info.height), label=bundle.label)
 
     images = {"albedo": texture_image("albedo", "sRGB"), "normal": texture_image("normal", "Non-Color")}
+    if "ambient_occlusion" in bundle.textures:
+        images["ambient_occlusion"] = texture_image("ambient_occlusion", "Non-Color")
     roughness, f0 = derived_material_maps(bundle)
     images["roughness"] = create_data_image(roughness, name + "_roughness", rollback)
     images["specular_tint"] = create_data_image(f0, name + "_specular_tint", rollback)
@@ -133,7 +162,22 @@ def create_material(bundle, name: str, rollback):
         node.location = (-500, y)
         return node
 
-    links.new(texture(images["albedo"], 500, "Albedo").outputs["Color"], bsdf.inputs["Base Color"])
+    albedo = texture(images["albedo"], 500, "Albedo")
+    if "ambient_occlusion" in images:
+        occlusion = texture(images["ambient_occlusion"], 800, "Ambient Occlusion")
+        mix = nodes.new("ShaderNodeMix")
+        mix.data_type = 'RGBA'
+        mix.blend_type = 'MULTIPLY'
+        mix.name = AO_MIX_NODE_NAME
+        mix.label = "Ambient Occlusion"
+        mix.location = (-200, 650)
+        mix.clamp_factor = True
+        _socket(mix.inputs, "Factor_Float").default_value = min(1.0, max(0.0, float(ao_strength)))
+        links.new(albedo.outputs["Color"], _socket(mix.inputs, "A_Color"))
+        links.new(occlusion.outputs["Color"], _socket(mix.inputs, "B_Color"))
+        links.new(_socket(mix.outputs, "Result_Color"), bsdf.inputs["Base Color"])
+    else:
+        links.new(albedo.outputs["Color"], bsdf.inputs["Base Color"])
     links.new(texture(images["roughness"], 200, "Roughness").outputs["Color"], bsdf.inputs["Roughness"])
     links.new(texture(images["specular_tint"], -100, "Specular F0").outputs["Color"],
               bsdf.inputs["Specular Tint"])

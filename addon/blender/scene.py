@@ -41,6 +41,9 @@ class ImportOptions:
     """Set the render size to the bundle image's (with set_active_camera)."""
     replace_previous: bool = False
     """Remove earlier GAN2X imports in this scene once this one succeeded."""
+    ao_strength: float = material_builder.AO_STRENGTH_DEFAULT
+    """Factor in [0, 1] of the ambient occlusion Mix node (bundles with an AO
+    texture; ``material.AO_STRENGTH_DEFAULT`` says why 0.5)."""
 
     @classmethod
     def from_settings(cls, settings) -> "ImportOptions":
@@ -48,7 +51,7 @@ class ImportOptions:
         the scene's sidebar settings, a job of the session."""
         return cls(import_lights=settings.import_lights, import_camera=settings.import_camera,
                    import_world=settings.import_world, world_mode=settings.world_mode,
-                   replace_previous=settings.replace_previous)
+                   replace_previous=settings.replace_previous, ao_strength=settings.ao_strength)
 
 
 @dataclass
@@ -57,7 +60,8 @@ class ImportResult:
     mesh_object: bpy.types.Object
     material: bpy.types.Material
     images: dict = field(default_factory=dict)
-    """By role: albedo, normal, roughness, specular_tint."""
+    """By role: albedo, normal, roughness, specular_tint, and ambient_occlusion
+    when the bundle has one."""
     suns: list = field(default_factory=list)
     camera: bpy.types.Object | None = None
     world: bpy.types.World | None = None
@@ -95,7 +99,7 @@ def _build(scene, bundle: Bundle, options: ImportOptions, rollback: Rollback) ->
     collection[SOURCE_KEY] = str(bundle.source or bundle.root)
     scene.collection.children.link(collection)
 
-    material, images = material_builder.create_material(bundle, name, rollback)
+    material, images = material_builder.create_material(bundle, name, rollback, ao_strength=options.ao_strength)
     mesh_object = mesh_builder.create_mesh_object(bundle, name, material, collection, rollback)
     result = ImportResult(collection=collection, mesh_object=mesh_object, material=material, images=images)
 

@@ -49,6 +49,13 @@ TEXTURE_FORMATS = {
 }
 """name -> (bit depth, PNG colour, manifest colour_space), docs/bundle.md's table."""
 TEXTURE_NAMES = tuple(TEXTURE_FORMATS)
+OPTIONAL_TEXTURE_FORMATS = {
+    "ambient_occlusion": (8, "grey", "linear"),
+}
+"""Textures a bundle may hold (as TEXTURE_FORMATS); a bundle without them is
+as valid. ``ambient_occlusion``: the unoccluded fraction, value / 255 (255 =
+open)."""
+OPTIONAL_TEXTURE_NAMES = tuple(OPTIONAL_TEXTURE_FORMATS)
 IMAGE_FORMATS = {"target": "RGB", "rerender": "RGB", "mask": "grey"}
 """The required images: 8-bit PNGs at the camera's size."""
 IMAGE_NAMES = tuple(IMAGE_FORMATS)
@@ -200,7 +207,8 @@ class Declared:
     vertex_count: int
     face_count: int
     textures: dict
-    """name -> (width, height, bit depth)"""
+    """name -> (width, height, bit depth): the required textures, then the
+    optional ones the manifest names"""
     image_size: tuple
     """the camera's (width, height)"""
     files: list
@@ -216,7 +224,8 @@ class CheckedBundle:
     bounds_min: np.ndarray
     bounds_max: np.ndarray
     textures: dict
-    """name -> TextureInfo"""
+    """name -> TextureInfo: the required textures, and the optional ones
+    (``ambient_occlusion``) when the bundle holds them"""
     camera: Camera
     directional_lights: list
     ambient_light: AmbientLight
@@ -428,7 +437,7 @@ def declared_sizes(check: Checker, manifest: dict) -> Declared:
 
     texture_info = check.get(manifest, "textures", "object")
     textures = {}
-    for name in TEXTURE_NAMES:
+    for name in TEXTURE_NAMES + tuple(name for name in OPTIONAL_TEXTURE_NAMES if name in texture_info):
         where = "textures.{}.".format(name)
         info = check.get(texture_info, name, "object", "textures.")
         limit = "textures are at most {0}x{0} pixels".format(MAX_TEXTURE_SIDE)
@@ -492,7 +501,7 @@ def _texture(check: Checker, info: dict, name: str, declared: Declared) -> Textu
         encoding = check.get(info, "encoding", "object", where)
         check.equal(encoding, "kind", "tangent", where + "encoding.")
         check.equal(encoding, "convention", "opengl", where + "encoding.")
-    expected_depth, expected_colour, _ = TEXTURE_FORMATS[name]
+    expected_depth, expected_colour, _ = {**TEXTURE_FORMATS, **OPTIONAL_TEXTURE_FORMATS}[name]
     if check.strict and bit_depth != expected_depth:
         raise check.error("'{}bit_depth' must be {} (docs/bundle.md), found {}".format(
             where, expected_depth, bit_depth))
@@ -604,7 +613,7 @@ def check_manifest(check: Checker, manifest: dict) -> CheckedBundle:
     bounds_min = check.vector(mesh_info, "bounds_min", 3, "mesh.")
     bounds_max = check.vector(mesh_info, "bounds_max", 3, "mesh.")
 
-    textures = {name: _texture(check, manifest["textures"][name], name, declared) for name in TEXTURE_NAMES}
+    textures = {name: _texture(check, manifest["textures"][name], name, declared) for name in declared.textures}
     camera = _camera(check, manifest["camera"], declared)
     directional_lights, ambient_light = _lights(check, check.get(manifest, "lights", "object"))
 

@@ -1,9 +1,10 @@
 """File > Import and drag-and-drop of a GAN2X asset bundle."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
+from ..blender.material import AO_STRENGTH_DEFAULT, AO_STRENGTH_DESCRIPTION
 from ..blender.scene import ImportOptions, import_bundle, select_imported
 from ..bundle.reader import BundleError, read_bundle
 
@@ -34,6 +35,9 @@ class GAN2X_OT_import_bundle(bpy.types.Operator, ImportHelper):
     replace_previous: BoolProperty(
         name="Replace Previous Import", default=False,
         description="Remove earlier GAN2X imports in this scene once this one succeeded")
+    ao_strength: FloatProperty(
+        name="AO Strength", default=AO_STRENGTH_DEFAULT, min=0.0, max=1.0, subtype='FACTOR',
+        description=AO_STRENGTH_DESCRIPTION)
 
     @classmethod
     def poll(cls, context):
@@ -55,6 +59,7 @@ class GAN2X_OT_import_bundle(bpy.types.Operator, ImportHelper):
         row = layout.row()
         row.enabled = self.import_world
         row.prop(self, "world_mode")
+        layout.prop(self, "ao_strength")
         layout.prop(self, "replace_previous")
 
     def execute(self, context):

@@ -126,6 +126,7 @@ class VIEW3D_PT_gan2x_import(bpy.types.Panel):
         row = layout.row()
         row.enabled = settings.import_world
         row.prop(settings, "world_mode")
+        layout.prop(settings, "ao_strength")
         layout.prop(settings, "replace_previous")
 
 

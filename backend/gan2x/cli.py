@@ -149,6 +149,10 @@ def _print_metrics(metrics: dict):
               f"novel views at +-30 deg yaw: {metrics['novel_view_psnr_db']:.2f} dB (object pixels)")
         print(f"  albedo error (scaled) {metrics['albedo_error']:.4f}, specular error {metrics['specular_error']:.4f}, "
               f"log-shininess error {metrics['shininess_log_error']:.3f}")
+    if "detail_normal_mad_degrees" in metrics:
+        print(f"  albedo PSNR (scaled, linear) {metrics['albedo_psnr_db']:.2f} dB, detail-normal MAD "
+              f"{metrics['detail_normal_mad_degrees']:.2f} deg (a smooth shape: "
+              f"{metrics['true_detail_normal_degrees']:.2f})")
 
 
 def command_fit(args) -> int:
@@ -304,8 +308,8 @@ def command_bench(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .bench.run import (CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS, markdown_table, run_bench,
-                            run_generator_bench)
+    from .bench.run import (CATEGORIES, DEFAULT_CATEGORIES, FULL_SEEDS, KNOWN_ROWS, QUICK_SEEDS, ROWS,
+                            markdown_table, run_bench, run_generator_bench)
     from .evaluation.consistency import CONSISTENCY
     from .pipeline import build_request, resolve_settings
 
@@ -313,10 +317,10 @@ def command_bench(args) -> int:
     if args.generator is not None:
         if args.generator.strip().partition(":")[0] == "synthetic":
             raise ValueError("the built-in generator is benchmarked against its ground truth: drop --generator "
-                             "and choose it with --categories faces,objects")
+                             "and choose it with --categories faces,objects,detailed")
         if args.categories:
             raise ValueError("--categories belongs to the built-in generator; drop it with --generator")
-    categories = args.categories.split(",") if args.categories else list(CATEGORIES)
+    categories = args.categories.split(",") if args.categories else list(DEFAULT_CATEGORIES)
     rows = args.rows.split(",") if args.rows else list(ROWS)
     unknown = sorted(set(rows) - set(KNOWN_ROWS)) + sorted(set(categories) - set(CATEGORIES))
     if unknown:
@@ -438,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="3 held-out seeds a category (default: 10)")
     bench.add_argument("--seeds", type=_seeds, default=None,
                        help="comma-separated seeds or ranges instead (e.g. 1000,1001 or 1000-1009)")
-    bench.add_argument("--categories", default=None, help="comma-separated: faces,objects (default: both)")
+    bench.add_argument("--categories", default=None, help="comma-separated: faces,objects,detailed (default: faces,objects)")
     bench.add_argument("--rows", default=None,
                        help="comma-separated: ellipsoid,lambertian,full (default), and full:triplane, "
                             "full:hashgrid to compare field encodings")

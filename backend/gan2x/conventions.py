@@ -52,6 +52,11 @@ fills about 90% of the frame at FOV_DEGREES)."""
 BOUNDING_RADIUS = 1.0
 """Every object lies inside this sphere around the origin (metres)."""
 
+PRIOR_SEMI_AXES_METRES = (0.62, 0.75, 0.55)
+"""The fit's initial shape, an ellipsoid (x, y, z semi-axes): the asset
+model's prior and the fixed region of the fidelity metric
+(``measure.regions``)."""
+
 
 def focal_length_px(image_size: int, fov_degrees: float = FOV_DEGREES) -> float:
     """Focal length in pixels for a square image of ``image_size`` pixels."""

@@ -19,16 +19,18 @@ from . import __version__, conventions
 from .conventions import unit_rgb_from_generator
 from .evaluation.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
                                      scaled_consistency_settings)
-from .export.asset import write_asset_bundle
+from .export.asset import BuiltAsset, ImageBakeInput, build_asset, write_built_asset
+from .export.mesh_render import composite_srgb, render_asset
 from .export.bundle import CameraSpec, LightSpec
 from .export.report import Panel, Section, compose_report
 from .fit.asset_model import AssetModel
-from .fit.image_state import ImageState
+from .fit.image_state import ImageState, pixel_grid_xy, pseudo_state
 from .fit.schedule import PRESETS, FitResult, FitSettings, ProgressCallback, SnapshotCallback, fit_target
 from .generators import load_generator
 from .invert import CropSettings, InversionSettings, crop_for_generator, invert_image, load_photo
 from .measure import metrics
 from .measure.ground_truth import ground_truth_maps, ground_truth_metrics, shape_metrics
+from .measure.regions import ellipsoid_silhouette
 
 
 from collections.abc import Mapping  # noqa: E402
@@ -269,37 +271,51 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
     timings.update(result.timings)
 
     start = time.perf_counter()
-    rerender = result.model.render_image(result.target_state, resolution, settings.sampling)
     target_rgb = unit_rgb_from_generator(target_image)
+    fields_render = result.model.render_image(result.target_state, resolution, settings.sampling)
+    camera, light = bundle_camera_and_light(result.target_state, resolution)
+    asset = build_exported_asset(result.model, target_rgb, fields_render["opacity"], request.export, camera, light)
+    timings["export_build"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    views = AssetViews(asset, camera)
+    rerender = views.render(result.target_state)
+    target_cpu, fields_cpu = target_rgb.cpu(), fields_render["rgb"].cpu()
     fit_metrics = {
-        "rerender_psnr_db": metrics.masked_psnr(rerender["rgb"], target_rgb, torch.ones(resolution, resolution)),
-        "rerender_ssim": metrics.ssim(rerender["rgb"], target_rgb),
+        "rerender_psnr_db": metrics.psnr(rerender["rgb"], target_cpu),
+        "rerender_ssim": metrics.ssim(rerender["rgb"], target_cpu),
+        "fields_rerender_psnr_db": metrics.psnr(fields_cpu, target_cpu),
+        "fields_rerender_ssim": metrics.ssim(fields_cpu, target_cpu),
     }
+    fit_metrics.update(views.region_metrics(result.target_state, target_rgb))
     fit_metrics.update(projection_reach(result, target_image))
     fit_metrics.update(extra_metrics or {})
     if ground_truth is not None:
-        fit_metrics.update(ground_truth_metrics(rerender, result.model, result.target_state, generator, target_ws,
-                                                ground_truth, settings.sampling))
+        fit_metrics.update(ground_truth_metrics(fields_render, result.model, result.target_state, generator,
+                                                target_ws, ground_truth, settings.sampling))
         fit_metrics["ellipsoid_prior"] = prior_metrics
     timings["evaluation"] = time.perf_counter() - start
 
-    # Novel-view GAN consistency (no ground truth needed), timed on its own: it is not fit time.
+    # Novel-view GAN consistency (no ground truth needed), of the exported asset's views, timed on its own.
     consistency_settings = replace(CONSISTENCY, **(request.consistency_overrides or {}))
     consistency = novel_view_consistency(generator, target_ws, result.model, result.target_state, resolution,
-                                         settings.sampling, seed=settings.seed, settings=consistency_settings)
+                                         settings.sampling, seed=settings.seed, settings=consistency_settings,
+                                         render_view=lambda state: views.render(state)["rgb"].to(device))
     fit_metrics.update(consistency.to_metrics())
     fit_metrics["novel_view_consistency_settings"] = consistency_settings.to_dict()
     timings["consistency"] = consistency.seconds
 
     start = time.perf_counter()
     report_image = fit_report(result, target_rgb, rerender, fit_metrics, consistency, settings, resolution,
-                              title=_report_title(request, source, resolution), inverted=inverted)
+                              title=_report_title(request, source, resolution), inverted=inverted,
+                              views=views, fields_render=fields_render)
     timings["report"] = time.perf_counter() - start
 
     start = time.perf_counter()
     bundle = export_bundle(result, target_rgb, rerender, request, settings, out_dir,
-                           fit_metrics, timings, target_ws, source=source, report_image=report_image)
-    timings["export"] = time.perf_counter() - start
+                           fit_metrics, timings, target_ws, source=source, report_image=report_image,
+                           asset=asset, camera=camera, light=light)
+    timings["export"] = time.perf_counter() - start + timings["export_build"]
     timings["total"] = time.perf_counter() - started
     return Reconstruction(bundle=bundle, metrics=fit_metrics, timings=timings, fit=result,
                           report=Path(bundle) / "images" / "report.png")
@@ -320,9 +336,13 @@ def relit_state(state: ImageState, degrees: float = RELIT_LIGHT_TURN_DEGREES) ->
 
 def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_metrics: dict,
                consistency: ConsistencyResult, settings: FitSettings, resolution: int, title: str = "",
-               inverted: InvertedImages | None = None):
+               inverted: InvertedImages | None = None, views: "AssetViews | None" = None,
+               fields_render: dict | None = None):
     """The bundle's report picture (``export.report``), [H, W, 3] uint8:
-    target, re-render (PSNR, SSIM) and a relit view (``relit_state``); for a
+    target, re-render (PSNR, SSIM) and a relit view (``relit_state``), both
+    of the exported asset when ``views`` is given (else of the fields), the
+    fields' own re-render (``fields_render``, when given), and turntable
+    views of the asset over flat grey (``TURNTABLE_YAWS_DEGREES``); for a
     photo, its inversion (the final image and its latent's alone); the
     novel views of the consistency metric, each above its projection (PSNR);
     the last stage's pseudo samples, each render (when there is one) above
@@ -333,14 +353,26 @@ def fit_report(result: FitResult, target_rgb: torch.Tensor, rerender: dict, fit_
     def srgb(images: torch.Tensor):  # [N, 3, R, R] in [-1, 1] -> [N, R, R, 3] in [0, 1]
         return unit_rgb_from_generator(images.detach()).cpu().numpy()
 
-    relit = result.model.render_image(relit_state(result.target_state), resolution, settings.sampling)["rgb"]
-    sections = [Section("Target and fit", [[
+    if views is not None:
+        relit = views.render(relit_state(result.target_state))["rgb"]
+    else:
+        relit = result.model.render_image(relit_state(result.target_state), resolution, settings.sampling)["rgb"]
+    first_row = [
         Panel(array(target_rgb), "target (the GAN's image)"),
         Panel(array(rerender["rgb"]), "re-render at the target view\n{:.2f} dB, SSIM {:.3f}".format(
             fit_metrics["rerender_psnr_db"], fit_metrics["rerender_ssim"])),
         Panel(array(relit), "relit: the target's light turned {:.0f} deg about the vertical".format(
             RELIT_LIGHT_TURN_DEGREES)),
-    ]])]
+    ]
+    if fields_render is not None:
+        first_row.append(Panel(array(fields_render["rgb"]), "the fields before export\n{:.2f} dB".format(
+            fit_metrics.get("fields_rerender_psnr_db", float("nan")))))
+    sections = [Section("Target and fit (the exported asset)" if views is not None else "Target and fit",
+                        [first_row])]
+    if views is not None:
+        sections.append(Section("Turntable of the exported asset over flat grey, the target's light", [[
+            Panel(array(views.turntable(result.target_state, yaw)), "yaw {:+.0f} deg".format(yaw))
+            for yaw in TURNTABLE_YAWS_DEGREES]]))
     if inverted is not None:
         sections[0].rows[0][0] = Panel(array(target_rgb), "target (the photo's crop)")
         sections.append(Section("Inversion of the photo into the GAN", [[
@@ -386,31 +418,43 @@ def _report_title(request: ReconstructionRequest, source: dict, resolution: int)
     return f"GAN2X fit of {request.generator} ({what}), preset {request.preset}, {resolution} px"
 
 
+NORMAL_CHUNK = 1 << 15
+"""Points per autograd pass of ``sdf_normals`` (bounds the activations kept
+for the backward pass to a few hundred MB)."""
+
+
+def sdf_normals(sdf: torch.nn.Module, points: torch.Tensor, chunk: int = NORMAL_CHUNK) -> np.ndarray:
+    """The normalised gradient of ``sdf`` (``EllipsoidPriorSDF``) at
+    ``points`` [N, 3]: unit outward normals [N, 3] float32, world frame, for
+    the bake's normal map; NaN rows where the gradient vanishes (the bake
+    leaves those texels flat). Autograd in chunks, no graph kept."""
+    out = np.empty((len(points), 3), dtype=np.float32)
+    for start in range(0, len(points), chunk):
+        part = points[start:start + chunk].detach()
+        _, gradient = sdf.with_gradient(part, create_graph=False)
+        gradient = gradient.detach()
+        length = gradient.norm(dim=-1, keepdim=True)
+        unit = torch.where(length > 1e-12, gradient / length.clamp_min(1e-12), torch.full_like(gradient, float("nan")))
+        out[start:start + len(part)] = unit.cpu().numpy()
+    return out
+
+
 def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, request: ReconstructionRequest,
                   settings: FitSettings, out_dir: Path, fit_metrics: dict, timings: dict,
-                  target_ws: torch.Tensor, source: dict | None = None, report_image: np.ndarray | None = None) -> Path:
+                  target_ws: torch.Tensor, source: dict | None = None, report_image: np.ndarray | None = None,
+                  asset: BuiltAsset | None = None, camera: CameraSpec | None = None,
+                  light: LightSpec | None = None) -> Path:
     """Mesh, UVs, baked textures, camera and light of the target -> bundle at ``out_dir``.
     ``source``: what was fitted (a sample by seed, or a photo: file, crop, inversion);
-    ``report_image``: the picture of the fit ([H, W, 3] uint8, ``fit_report``), or None for none."""
-    model = result.model
-    device = next(model.parameters()).device
-
-    def sdf(points: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.sdf(torch.from_numpy(points).to(device, torch.float32)).cpu().numpy()
-
-    def materials(points: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            values = model.materials(torch.from_numpy(points).to(device, torch.float32))
-        return {key: value.cpu().numpy() for key, value in values.items()}
-
+    ``report_image``: the picture of the fit ([H, W, 3] uint8, ``fit_report``), or None for none;
+    ``asset``: the asset ``build_exported_asset`` made (with ``camera`` and
+    ``light``), whose re-render ``rerender`` is (its ``coverage`` is the mask);
+    without it the asset is built here without the image bake."""
     state = result.target_state
     resolution = target_rgb.shape[0]
-    camera = CameraSpec(image_width=resolution, image_height=resolution,
-                        fov_y_degrees=conventions.FOV_DEGREES,
-                        world_from_camera=state.world_from_camera().detach().cpu().numpy().astype(np.float64))
-    light = LightSpec(towards_light=state.towards_light().detach().cpu().numpy().astype(np.float64),
-                      diffuse_strength=float(state.diffuse().detach()), ambient_strength=float(state.ambient().detach()))
+    if asset is None:
+        camera, light = bundle_camera_and_light(state, resolution)
+        asset = build_exported_asset(result.model, target_rgb, None, request.export, camera, light)
     provenance = {
         "generator": request.generator,
         "seed": request.seed if (source or {}).get("kind", "sample") == "sample" else None,
@@ -423,13 +467,109 @@ def export_bundle(result: FitResult, target_rgb: torch.Tensor, rerender: dict, r
     }
     if source is not None and source.get("kind") != "sample":
         provenance["source"] = _json_safe(source)
-    return write_asset_bundle(Path(out_dir), sdf=sdf, materials=materials, camera=camera, light=light,
-                              target_image=target_rgb.cpu().numpy(),
-                              rerender_image=rerender["rgb"].cpu().numpy(),
-                              mask=rerender["opacity"].cpu().numpy(), provenance=provenance,
-                              latent=target_ws.cpu().numpy(), report_image=report_image,
-                              resolution=request.export.mesh_resolution,
-                              texture_size=request.export.texture_size)
+    mask = rerender["coverage"] if "coverage" in rerender else rerender["opacity"]
+    return write_built_asset(Path(out_dir), asset, camera=camera, light=light,
+                             target_image=target_rgb.cpu().numpy(), rerender_image=rerender["rgb"].cpu().numpy(),
+                             mask=mask.cpu().numpy(), provenance=provenance, latent=target_ws.cpu().numpy(),
+                             report_image=report_image)
+
+
+def bundle_camera_and_light(state: ImageState, resolution: int) -> tuple[CameraSpec, LightSpec]:
+    """The bundle's camera and light (docs/bundle.md) from an image's fitted state."""
+    camera = CameraSpec(image_width=resolution, image_height=resolution,
+                        fov_y_degrees=conventions.FOV_DEGREES,
+                        world_from_camera=state.world_from_camera().detach().cpu().numpy().astype(np.float64))
+    light = LightSpec(towards_light=state.towards_light().detach().cpu().numpy().astype(np.float64),
+                      diffuse_strength=float(state.diffuse().detach()), ambient_strength=float(state.ambient().detach()))
+    return camera, light
+
+
+def build_exported_asset(model: AssetModel, target_rgb: torch.Tensor, mask: torch.Tensor | None,
+                         export: ExportSettings, camera: CameraSpec, light: LightSpec) -> BuiltAsset:
+    """The asset in memory (``export.asset.build_asset``): mesh, UVs,
+    textures baked from the fields (with the normal map's field normals),
+    the target image ``target_rgb`` [R, R, 3] (sRGB in [0, 1]) baked into the
+    albedo where the fit's object ``mask`` [R, R] (the fields' opacity) is
+    sure (none when ``mask`` is None), and the AO texture; ``export``: the
+    mesh and texture sizes."""
+    device = next(model.parameters()).device
+
+    def sdf(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.sdf(torch.from_numpy(points).to(device, torch.float32)).cpu().numpy()
+
+    def materials(points: np.ndarray) -> dict[str, np.ndarray]:
+        points_tensor = torch.from_numpy(points).to(device, torch.float32)
+        with torch.no_grad():
+            values = model.materials(points_tensor)
+        values = {key: value.cpu().numpy() for key, value in values.items()}
+        values["normal"] = sdf_normals(model.sdf, points_tensor)  # the normal map's detail (export/bake.py)
+        return values
+
+    image_bake = None
+    if mask is not None:
+        image_bake = ImageBakeInput(image_linear=conventions.linear_from_srgb(target_rgb.double()).cpu().numpy(),
+                                    mask=mask.detach().cpu().numpy())
+    return build_asset(sdf=sdf, materials=materials, resolution=export.mesh_resolution,
+                       texture_size=export.texture_size, camera=camera, light=light, image_bake=image_bake)
+
+
+TURNTABLE_YAWS_DEGREES = (-60.0, -30.0, 0.0, 30.0, 60.0)
+"""The report's turntable of the exported asset (degrees about the vertical)."""
+
+FLAT_GREY_SRGB = 0.5
+"""The flat background (sRGB-encoded) of the turntable and of the region metric."""
+
+
+class AssetViews:
+    """The exported asset (``BuiltAsset``) seen through fitted image states:
+    ``export.mesh_render`` with the state's camera, light and background.
+    Images are torch tensors [R, R, 3] sRGB-encoded in [0, 1], on the CPU."""
+
+    def __init__(self, asset: BuiltAsset, camera: CameraSpec):
+        self.asset = asset
+        self.camera = camera
+        self.resolution = camera.image_width
+
+    def _render(self, state: ImageState) -> dict:
+        _, light = bundle_camera_and_light(state, self.resolution)
+        return render_asset(self.asset.mesh, self.asset.textures, self.camera, light,
+                            world_from_camera=state.world_from_camera().detach().cpu().numpy().astype(np.float64))
+
+    def render(self, state: ImageState) -> dict:
+        """``rgb`` over the state's fitted background and ``coverage`` [R, R]."""
+        render = self._render(state)
+        resolution = self.resolution
+        pixel_ids = torch.arange(resolution * resolution, device=state.background_logit.device)
+        with torch.no_grad():
+            background = state.background(pixel_grid_xy(pixel_ids, resolution)).reshape(resolution, resolution, 3)
+        rgb = composite_srgb(render, background.double().cpu().numpy())
+        return {"rgb": torch.from_numpy(rgb), "coverage": torch.from_numpy(render["coverage"])}
+
+    def over_grey(self, state: ImageState) -> dict:
+        """``rgb`` over flat grey (``FLAT_GREY_SRGB``) and ``coverage``."""
+        render = self._render(state)
+        grey = float(conventions.linear_from_srgb(np.float64(FLAT_GREY_SRGB)))
+        return {"rgb": torch.from_numpy(composite_srgb(render, [grey] * 3)),
+                "coverage": torch.from_numpy(render["coverage"])}
+
+    def turntable(self, state: ImageState, yaw_degrees: float) -> torch.Tensor:
+        """The asset over grey from ``yaw_degrees`` about the vertical, under ``state``'s light."""
+        turned = pseudo_state(state, math.radians(yaw_degrees), 0.0,
+                              towards_light=[float(v) for v in state.towards_light().detach().cpu()])
+        return self.over_grey(turned)["rgb"]
+
+    def region_metrics(self, state: ImageState, target_rgb: torch.Tensor) -> dict:
+        """The fidelity figure counted over a fixed region (docs/benchmark.md,
+        "Fidelity"): the asset alone over flat grey against the target
+        (``target_rgb`` [R, R, 3] sRGB) over the initial ellipsoid's
+        silhouette (``measure.regions.ellipsoid_silhouette``), and the
+        asset's coverage of that region and of the image."""
+        region = torch.from_numpy(ellipsoid_silhouette(self.resolution))
+        alone = self.over_grey(state)
+        return {"region_psnr_db": metrics.masked_psnr(alone["rgb"], target_rgb.cpu(), region.float()),
+                "region_coverage": float(alone["coverage"][region].mean()),
+                "mask_coverage": float(alone["coverage"].mean())}
 
 
 def _json_safe(value):

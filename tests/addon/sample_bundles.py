@@ -106,13 +106,17 @@ def minimal_glb() -> bytes:
 
 def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None, shininess=None,
                  kd: float = 0.7, ka: float = 0.35, towards_light=TOWARDS_LIGHT,
-                 texture_size=(16, 32), provenance=None, report: bool = False) -> Path:
+                 texture_size=(16, 32), provenance=None, report: bool = False,
+                 ambient_occlusion=None) -> Path:
     """Writes a complete, valid schema-1 bundle of a UV sphere into
     ``directory`` and returns it. ``albedo_srgb``: an RGB triple (uniform) or
     a uint8 [H,W,3] array; ``specular`` / ``shininess``: a float in [0, 1]
     (uniform texture value) or a uint16 [H,W] array; ``texture_size``:
     (height, width); ``report``: add the optional images/report.png (a
-    picture of another size than the camera's) and name it in ``images``."""
+    picture of another size than the camera's) and name it in ``images``;
+    ``ambient_occlusion``: None (no AO texture, as older bundles), a float in
+    [0, 1] (uniform) or a uint8 [H,W] array, written as the optional
+    textures/ambient_occlusion.png (grey 8-bit) and named in ``textures``."""
     directory.mkdir(parents=True, exist_ok=True)
     height, width = texture_size
     vertices, normals, uvs, faces = uv_sphere()
@@ -133,6 +137,10 @@ def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None,
     save_png(directory / "textures/shininess.png", grey16(shininess, default_shininess))
     save_png(directory / "textures/normal.png",
              np.broadcast_to(np.array([128, 128, 255], np.uint8), (height, width, 3)).copy())
+    if ambient_occlusion is not None:
+        occlusion = (np.full((height, width), round(float(ambient_occlusion) * 255), np.uint8)
+                     if np.ndim(ambient_occlusion) == 0 else np.asarray(ambient_occlusion, np.uint8))
+        save_png(directory / "textures/ambient_occlusion.png", occlusion)
     image = np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     save_png(directory / "images/target.png", image)
     save_png(directory / "images/rerender.png", image)
@@ -158,6 +166,9 @@ def write_bundle(directory: Path, *, albedo_srgb=(200, 150, 100), specular=None,
                    "bit_depth": 8, "colour_space": "linear",
                    "encoding": {"kind": "tangent", "convention": "opengl"}},
     }
+    if ambient_occlusion is not None:
+        textures["ambient_occlusion"] = {"file": "textures/ambient_occlusion.png", "width": width,
+                                         "height": height, "bit_depth": 8, "colour_space": "linear"}
     manifest = {
         "format": "gan2x.bundle",
         "schema_version": 1,

@@ -100,9 +100,20 @@ def test_script_entry_fails_cleanly_on_a_bad_bundle(tmp_path):
     assert "manifest.json" in completed.stderr and "missing" in completed.stderr
 
 
-@pytest.mark.parametrize("arguments", [["--render-size", "0"], ["--relight-towards", "0", "0", "0"]])
+@pytest.mark.parametrize("arguments", [["--render-size", "0"], ["--relight-towards", "0", "0", "0"],
+                                       ["--ao-strength", "1.5"], ["--ao-strength", "-0.1"]])
 def test_run_refuses_bad_arguments(sample_bundle, tmp_path, arguments):
     from addon import headless
 
     with pytest.raises(SystemExit):
         headless.run(["--bundle", str(sample_bundle), "--out-dir", str(tmp_path)] + arguments)
+
+
+def test_convert_passes_an_ao_strength_from_0_to_1(tmp_path):
+    from addon import convert
+
+    base = ["convert", "--seeds", "1", "--out", str(tmp_path)]
+    assert convert.parse_arguments(base).ao_strength is None  # the import's default
+    assert convert.parse_arguments(base + ["--ao-strength", "0.2"]).ao_strength == 0.2
+    with pytest.raises(SystemExit):
+        convert.parse_arguments(base + ["--ao-strength", "1.5"])

@@ -107,6 +107,56 @@ def test_material_is_a_principled_bsdf_with_the_bundle_textures(imported):
         assert image.packed_file is not None, image.name
 
 
+def test_ambient_occlusion_multiplies_the_albedo_through_a_mix_node(registered_addon, tmp_path):
+    """Base Color = albedo x AO through a Mix node (Color, Multiply) whose
+    Factor is the import's strength; the AO image is the texture, Non-Color."""
+    import bpy
+
+    from addon.blender.material import AO_MIX_NODE_NAME
+
+    occlusion = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (16, 1))
+    occlusion[:4] = 255  # rows differ too: the orientation is checked
+    bundle = read_bundle(write_bundle(tmp_path / "with_ao", ambient_occlusion=occlusion))
+    result = import_bundle(bpy.context, bundle, ImportOptions(ao_strength=0.3))
+    nodes = result.material.node_tree.nodes
+    (bsdf,) = [node for node in nodes if node.bl_idname == "ShaderNodeBsdfPrincipled"]
+    (mix,) = [node for node in nodes if node.bl_idname == "ShaderNodeMix"]
+    assert mix.name == AO_MIX_NODE_NAME and _linked_from(bsdf.inputs["Base Color"]) == mix
+    assert mix.data_type == "RGBA" and mix.blend_type == "MULTIPLY"
+    assert bsdf.inputs["Base Color"].links[0].from_socket.identifier == "Result_Color"
+    sockets = {socket.identifier: socket for socket in mix.inputs}
+    assert sockets["Factor_Float"].default_value == pytest.approx(0.3)
+    assert _linked_from(sockets["A_Color"]).image == result.images["albedo"]
+    occlusion_node = _linked_from(sockets["B_Color"])
+    assert occlusion_node.image == result.images["ambient_occlusion"]
+    image = result.images["ambient_occlusion"]
+    assert image.colorspace_settings.name == "Non-Color" and image.packed_file is not None
+    # Blender's row 0 is the bottom; the PNG's is the top
+    np.testing.assert_allclose(_pixels(image)[:, :, 0], occlusion[::-1] / 255.0, atol=1e-6)
+
+
+def test_ao_strength_is_clamped_and_defaults_to_half(registered_addon, tmp_path):
+    import bpy
+
+    from addon.blender.material import AO_MIX_NODE_NAME, AO_STRENGTH_DEFAULT
+
+    assert ImportOptions().ao_strength == AO_STRENGTH_DEFAULT == 0.5
+    path = write_bundle(tmp_path / "with_ao", ambient_occlusion=0.25)
+    for options, factor in ((None, 0.5), (ImportOptions(ao_strength=0.0), 0.0),
+                            (ImportOptions(ao_strength=3.0), 1.0)):
+        result = import_bundle(bpy.context, read_bundle(path), options)
+        assert result.material.node_tree.nodes[AO_MIX_NODE_NAME].inputs[0].default_value == factor
+
+
+def test_a_bundle_without_ambient_occlusion_has_no_mix_node(imported):
+    _, bundle, result = imported
+    assert "ambient_occlusion" not in bundle.textures and "ambient_occlusion" not in result.images
+    nodes = result.material.node_tree.nodes
+    assert not [node for node in nodes if node.bl_idname == "ShaderNodeMix"]
+    (bsdf,) = [node for node in nodes if node.bl_idname == "ShaderNodeBsdfPrincipled"]
+    assert _linked_from(bsdf.inputs["Base Color"]).image == result.images["albedo"]
+
+
 def test_roughness_and_specular_tint_hold_the_converted_texels(imported):
     _, bundle, result = imported
     height, width = 16, 32

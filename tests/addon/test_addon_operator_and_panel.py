@@ -90,7 +90,37 @@ def test_operator_draw_uses_real_properties(registered_addon):
     operator = SimpleNamespace(layout=RecordingLayout(), bl_rna=operator_properties, import_world=True)
     registered_addon.GAN2X_OT_import_bundle.draw(operator, None)  # prop() checks every name
     drawn = {entry[1] for entry in operator.layout.log if entry[0] == "prop"}
-    assert drawn == {"import_lights", "import_camera", "import_world", "world_mode", "replace_previous"}
+    assert drawn == {"import_lights", "import_camera", "import_world", "world_mode", "replace_previous",
+                     "ao_strength"}
+
+
+def test_ao_strength_is_an_import_setting_from_0_to_1_defaulting_to_half(registered_addon, tmp_path):
+    """The operator, the sidebar's import options and each job have it (the
+    Factor of the AO Mix node); the operator passes it to the import."""
+    import bpy
+
+    from addon.blender.material import AO_MIX_NODE_NAME, AO_STRENGTH_DEFAULT
+    from sample_bundles import write_bundle
+
+    assert AO_STRENGTH_DEFAULT == 0.5
+    from addon.properties import GAN2X_PG_job
+
+    for rna in (bpy.ops.gan2x.import_bundle.get_rna_type(), bpy.context.scene.gan2x.bl_rna, GAN2X_PG_job.bl_rna):
+        prop = rna.properties["ao_strength"]
+        assert (prop.default, prop.hard_min, prop.hard_max) == (AO_STRENGTH_DEFAULT, 0.0, 1.0), rna.identifier
+    description = bpy.context.scene.gan2x.bl_rna.properties["ao_strength"].description
+    assert "Cycles already shadows" in description
+    settings = bpy.context.scene.gan2x
+    assert ("prop", "ao_strength") in draw(bpy.types.VIEW3D_PT_gan2x_import, bpy.context)
+    assert settings.ao_strength == AO_STRENGTH_DEFAULT
+
+    bundle = write_bundle(tmp_path / "with_ao", ambient_occlusion=0.5)
+    assert bpy.ops.gan2x.import_bundle(filepath=str(bundle), ao_strength=0.25) == {"FINISHED"}
+    factor = bpy.data.materials["with_ao"].node_tree.nodes[AO_MIX_NODE_NAME].inputs[0]
+    assert factor.identifier == "Factor_Float" and factor.default_value == pytest.approx(0.25)
+    assert bpy.ops.gan2x.import_bundle(filepath=str(bundle), replace_previous=True) == {"FINISHED"}
+    (material,) = [m for m in bpy.data.materials if AO_MIX_NODE_NAME in m.node_tree.nodes]
+    assert material.node_tree.nodes[AO_MIX_NODE_NAME].inputs[0].default_value == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("mode", ["NEW", "REUSE"])

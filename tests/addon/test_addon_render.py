@@ -67,6 +67,28 @@ def test_render_matches_lambert_plus_ambient(lambert_scene):
     assert upper > lower * 1.2
 
 
+def test_ambient_occlusion_scales_the_render_by_its_strength(registered_addon, tmp_path):
+    """A uniform AO texture of value 128 (0.502) multiplies the radiance by
+    1 - s + s * 0.502 for strength s; strength 0 renders as without AO."""
+    import bpy
+
+    from addon.blender.material import AO_MIX_NODE_NAME
+
+    bundle = read_bundle(write_bundle(tmp_path / "ao", albedo_srgb=ALBEDO_SRGB, specular=0.0, kd=KD, ka=KA,
+                                      ambient_occlusion=128 / 255))
+    result = import_bundle(bpy.context, bundle)
+    scene = bpy.context.scene
+    render.configure_cycles(scene, width=SIZE, samples=16, film_transparent=True)
+    expected = expected_lambert(SIZE, bundle.directional_lights[0].towards_light)
+    centre = slice(SIZE // 2 - 2, SIZE // 2 + 2)
+    factor = result.material.node_tree.nodes[AO_MIX_NODE_NAME].inputs[0]
+    for strength in (0.0, 1.0):
+        factor.default_value = strength
+        rendered = render.render_to_arrays(scene)
+        scale = 1.0 - strength + strength * 128 / 255
+        np.testing.assert_allclose(rendered[centre, centre, :3], scale * expected[centre, centre], rtol=0.03)
+
+
 def test_relighting_moves_the_light(lambert_scene):
     scene, result, _ = lambert_scene
     towards_left = (-1.0, 0.0, 0.4)

@@ -19,7 +19,8 @@ TINY = replace(PRESETS["draft"], stages=1, target_steps=5, projection_steps=2, e
                sampling=SamplingSettings(coarse_samples=24, fine_samples=8, coarse_grid=24))
 TINY_CONSISTENCY = ConsistencySettings(steps=2)
 NO_TRUTH_KEYS = ("target_ssim", "novel_view_consistency_psnr_db", "novel_view_consistency_psnr_db_each",
-                 "novel_view_consistency_yaws_degrees", "consistency_seconds")
+                 "novel_view_consistency_yaws_degrees", "consistency_seconds", "asset_psnr_db", "asset_ssim",
+                 "region_psnr_db", "region_coverage", "mask_coverage")
 REACH_KEYS = ("projection_fidelity_psnr_db", "projection_fidelity_psnr_db_each", "projection_target_psnr_db",
               "projection_target_psnr_db_each", "projection_yaws_degrees")
 
@@ -68,7 +69,8 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert main(["bench", "--rows", "nonsense"]) == 2
 
 
-GROUND_TRUTH_KEYS = ("side_x100", "mad_degrees", "albedo_error", "specular_error", "shininess_log_error",
+GROUND_TRUTH_KEYS = ("side_x100", "mad_degrees", "detail_normal_mad_degrees", "true_detail_normal_degrees",
+                     "albedo_error", "albedo_psnr_db", "specular_error", "shininess_log_error",
                      "relight_psnr_db", "novel_view_psnr_db")
 
 
@@ -97,7 +99,8 @@ def test_a_generator_without_ground_truth_gets_target_psnr_and_time_only(tmp_pat
     assert results["figure_rows"] == []  # the figure shows ground truth
     assert set(results["summary"][spec]["full"]) == {"target_psnr_db", "target_ssim", "projection_fidelity_psnr_db",
                                                      "projection_target_psnr_db", "novel_view_consistency_psnr_db",
-                                                     "seconds"}
+                                                     "seconds", "asset_psnr_db", "asset_ssim", "region_psnr_db",
+                                                     "region_coverage"}
     table = markdown_table(results["summary"], [1000], first_column="generator")
     assert table.startswith("| generator | method |")
     full_line = next(line for line in table.splitlines() if line.startswith(f"| {spec} | full |"))
@@ -116,7 +119,9 @@ def test_bench_command_with_a_generator_writes_json_without_ground_truth_columns
     assert results["settings"]["consistency"]["steps"] == 3
     assert list(results["summary"]) == [spec]
     assert set(results["summary"][spec]["ellipsoid"]) == {"target_psnr_db", "target_ssim",
-                                                          "novel_view_consistency_psnr_db", "seconds"}
+                                                          "novel_view_consistency_psnr_db", "seconds",
+                                                          "asset_psnr_db", "asset_ssim", "region_psnr_db",
+                                                          "region_coverage"}
     assert not any(key in record for record in results["records"][spec] for key in GROUND_TRUTH_KEYS)
     written = table.read_text()
     assert f"| {spec} | ellipsoid |" in written and "n/a" in written and "whole image" in written
@@ -124,3 +129,45 @@ def test_bench_command_with_a_generator_writes_json_without_ground_truth_columns
     assert main(["bench", "--generator", "synthetic:faces", "--rows", "ellipsoid"]) == 2
     assert "--categories" in capsys.readouterr().err
     assert main(["bench", "--generator", spec, "--categories", "faces", "--rows", "ellipsoid"]) == 2
+
+
+def test_bench_runs_the_detailed_category_with_the_detail_metrics(capsys):
+    from gan2x.bench.run import CATEGORIES, DEFAULT_CATEGORIES
+
+    assert "detailed" in CATEGORIES and "detailed" not in DEFAULT_CATEGORIES  # opt-in: docs/benchmark.md
+    results = run_bench(["detailed"], [1000], ["ellipsoid", "full"], TINY, torch.device("cpu"), consistency=None)
+    records = results["records"]["detailed"]
+    assert [r["row"] for r in records] == ["ellipsoid", "no_refinement", "full"]
+    for record in records:
+        assert all(key in record and record[key] == record[key] for key in GROUND_TRUTH_KEYS), record
+        assert 0.0 < record["target_ssim"] <= 1.0
+        assert 5.0 < record["true_detail_normal_degrees"] < 20.0      # the category's relief
+        assert 0.0 < record["detail_normal_mad_degrees"] < 60.0
+        assert 5.0 < record["albedo_psnr_db"] < 60.0
+    # the prior is smooth: its detail MAD is about the true detail's magnitude
+    prior = records[0]
+    assert abs(prior["detail_normal_mad_degrees"] - prior["true_detail_normal_degrees"]) \
+        < 0.35 * prior["true_detail_normal_degrees"]
+    table = markdown_table(results["summary"], [1000])
+    for label in ("detail MAD deg", "true detail deg", "albedo dB", "SSIM"):
+        assert label in table
+    full_line = next(line for line in table.splitlines() if line.startswith("| detailed | full |"))
+    assert full_line.count("n/a") == 1  # GAN consistency, turned off here
+    assert main(["bench", "--seeds", "1000", "--categories", "detailed", "--rows", "ellipsoid",
+                 "--consistency-steps", "0"]) == 0
+    assert "| detailed | ellipsoid |" in capsys.readouterr().out
+
+
+def test_the_baseline_row_fits_without_the_fidelity_changes_and_exports_without_the_image(tmp_path):
+    """``baseline``: the fit before the density ceiling and the reach weights,
+    exported with the fields' albedo alone; its asset is measured like the others."""
+    from gan2x.bench.run import BASELINE_OVERRIDES, run_generator_bench
+
+    assert BASELINE_OVERRIDES == {"max_beta_metres": None, "reach_margin_db": None}
+    spec = _tiny_stylegan2(tmp_path)
+    results = run_generator_bench(spec, [1000], ["baseline", "full"], TINY, torch.device("cpu"), consistency=None)
+    baseline, _, full = results["records"][spec]
+    assert baseline["row"] == "baseline" and full["row"] == "full"
+    for record in (baseline, full):
+        assert 0.0 < record["asset_psnr_db"] < 100.0 and 0.0 < record["region_psnr_db"] < 100.0
+        assert 0.0 <= record["region_coverage"] <= 1.0 and 0.0 <= record["mask_coverage"] <= 1.0

@@ -347,3 +347,128 @@ def test_validate_refuses_a_report_that_is_not_rgb_8_bit_or_missing(parts, tmp_p
     (destination / "images/report.png").unlink()
     with pytest.raises(BundleError, match="images.report"):
         validate_bundle(destination)
+
+
+# --- the optional ambient occlusion texture --------------------------------------------------
+
+def two_spheres_sdf(points):
+    """Two spheres with a 0.1 m gap: a cavity the AO texture must show."""
+    left = np.linalg.norm(points - [0.45, 0.0, 0.0], axis=1) - 0.4
+    right = np.linalg.norm(points + [0.45, 0.0, 0.0], axis=1) - 0.4
+    return np.minimum(left, right).astype(np.float32)
+
+
+def _glb_material_and_image(path, key):
+    """The .glb's material and the decoded image its ``key`` texture names
+    (a 'pbrMetallicRoughness' key or a material key)."""
+    import io
+
+    from gan2x.export.gltf import read_glb
+
+    document, binary = read_glb(path)
+    material = document["materials"][0]
+    info = material["pbrMetallicRoughness"].get(key) or material.get(key)
+    if info is None:
+        return material, None
+    image = document["images"][document["textures"][info["index"]]["source"]]
+    view = document["bufferViews"][image["bufferView"]]
+    with Image.open(io.BytesIO(binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]])) as decoded:
+        return material, np.array(decoded)
+
+
+def _read_with_the_add_on(path):
+    root = str(Path(__file__).resolve().parents[2])  # the add-on's reader is bpy-free
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from addon.bundle.reader import read_bundle
+
+    return read_bundle(path)
+
+
+@pytest.fixture(scope="module")
+def with_occlusion(parts, tmp_path_factory):
+    destination = tmp_path_factory.mktemp("ao") / "pair"
+    return write_asset_bundle(
+        destination, sdf=two_spheres_sdf, materials=materials, camera=parts["camera"], light=parts["light"],
+        target_image=parts["target_image"], rerender_image=parts["rerender_image"], mask=parts["mask"],
+        provenance={"generator": "synthetic:pair", "seed": None}, resolution=48, texture_size=128, padding_px=2)
+
+
+def test_write_asset_bundle_bakes_and_writes_the_ambient_occlusion(with_occlusion):
+    manifest = validate_bundle(with_occlusion)
+    entry = manifest["textures"]["ambient_occlusion"]
+    assert entry == {"file": "textures/ambient_occlusion.png", "width": 128, "height": 128, "bit_depth": 8,
+                     "colour_space": "linear"}
+    assert manifest["provenance"]["timings"]["export_ambient_occlusion"] > 0.0
+    with Image.open(with_occlusion / entry["file"]) as image:
+        assert image.mode == "L" and image.size == (128, 128)
+    occlusion = images.read_ambient_occlusion_png(with_occlusion / entry["file"])
+    assert occlusion.max() == 1.0  # most of two spheres is open...
+    assert occlusion.min() < 0.5  # ...the gap between them is not
+    assert np.mean(occlusion > 0.98) > 0.5
+    # the add-on reads it as an optional texture of the bundle
+    bundle = _read_with_the_add_on(with_occlusion)
+    info = bundle.textures["ambient_occlusion"]
+    assert (info.path, info.width, info.height, info.bit_depth) == (with_occlusion / entry["file"], 128, 128, 8)
+
+
+def test_the_glb_carries_the_ambient_occlusion_as_its_occlusion_texture(with_occlusion):
+    """glTF reads occlusion from R: the metallic-roughness image's R channel
+    holds the AO (G roughness, B metallic) and occlusionTexture names it."""
+    material, packed = _glb_material_and_image(with_occlusion / "asset.glb", "metallicRoughnessTexture")
+    assert material["occlusionTexture"] == {"index": material["pbrMetallicRoughness"]
+                                            ["metallicRoughnessTexture"]["index"], "strength": 1.0}
+    occlusion = np.array(Image.open(with_occlusion / "textures/ambient_occlusion.png"))
+    np.testing.assert_array_equal(packed[..., 0], occlusion)
+    assert np.all(packed[..., 2] == 0)
+
+
+def test_a_bundle_without_ambient_occlusion_names_none(written, parts, tmp_path):
+    """Bundles without the texture (older ones, or ambient_occlusion=False)
+    stay valid on both sides; the .glb then has no occlusionTexture."""
+    manifest = validate_bundle(written)
+    assert set(manifest["textures"]) == {"albedo", "specular", "shininess", "normal"}
+    assert not (written / "textures/ambient_occlusion.png").exists()
+    material, packed = _glb_material_and_image(written / "asset.glb", "metallicRoughnessTexture")
+    assert "occlusionTexture" not in material and np.all(packed[..., 0] == 255)
+    assert "ambient_occlusion" not in _read_with_the_add_on(written).textures
+    destination = write_asset_bundle(
+        tmp_path / "plain", sdf=sphere_sdf, materials=materials, camera=parts["camera"], light=parts["light"],
+        target_image=parts["target_image"], rerender_image=parts["rerender_image"], mask=parts["mask"],
+        provenance={"generator": "synthetic:sphere", "seed": None}, resolution=20, texture_size=64, padding_px=2,
+        ambient_occlusion=False)
+    manifest = validate_bundle(destination)
+    assert "ambient_occlusion" not in manifest["textures"]
+    assert "export_ambient_occlusion" not in manifest["provenance"]["timings"]
+
+
+def test_write_bundle_refuses_an_ambient_occlusion_of_another_size(parts, tmp_path):
+    import dataclasses
+
+    textures = dataclasses.replace(parts["textures"], ambient_occlusion=np.ones((32, 32), np.float32))
+    with pytest.raises(ValueError, match="texture ambient_occlusion is"):
+        write_bundle(tmp_path / "asset", **dict(parts, textures=textures))
+    assert not (tmp_path / "asset").exists()
+
+
+@pytest.mark.parametrize("breaker, problem", [
+    (lambda bundle: Image.fromarray(np.ones((64, 128), np.uint8)).save(
+        bundle / "textures/ambient_occlusion.png"),
+     "ambient_occlusion.png: is 128x64 pixels but manifest.json says 128x128"),
+    (lambda bundle: Image.fromarray(np.ones((128, 128), np.uint16)).save(
+        bundle / "textures/ambient_occlusion.png"),
+     "ambient_occlusion.png: has 16-bit channels but manifest.json says 8-bit"),
+    (lambda bundle: (bundle / "textures/ambient_occlusion.png").unlink(),
+     "'textures.ambient_occlusion.file' names 'textures/ambient_occlusion.png', which is missing"),
+    (lambda bundle: edit_manifest(bundle, lambda m: m["textures"]["ambient_occlusion"].update(width=9000)),
+     "'textures.ambient_occlusion.width' is 9000; it must be from 1 to 8192"),
+    (lambda bundle: Image.fromarray(np.ones((128, 128, 3), np.uint8)).save(
+        bundle / "textures/ambient_occlusion.png"),
+     "ambient_occlusion.png: is a RGB PNG, expected grey"),
+])
+def test_a_broken_ambient_occlusion_texture_is_refused(with_occlusion, tmp_path, breaker, problem):
+    bundle = shutil.copytree(with_occlusion, tmp_path / "copy")
+    breaker(bundle)
+    with pytest.raises(BundleError) as refused:
+        validate_bundle(bundle)
+    assert problem in str(refused.value)

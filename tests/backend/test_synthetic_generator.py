@@ -28,6 +28,15 @@ def objects():
     return load_generator("synthetic:objects", resolution=RES)
 
 
+@pytest.fixture(scope="module")
+def detailed():
+    return load_generator("synthetic:detailed", resolution=RES)
+
+
+def pick(category, faces, objects, detailed):
+    return {"faces": faces, "objects": objects, "detailed": detailed}[category]
+
+
 def seeds_z(G, seeds):
     return torch.cat([G.z_from_seed(s) for s in seeds])
 
@@ -56,7 +65,7 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # --- loading, protocol, determinism ---------------------------------------------------
 
 def test_specs_and_protocol():
-    assert set(KNOWN_SPECS) == {"synthetic", "synthetic:faces", "synthetic:objects"}
+    assert set(KNOWN_SPECS) == {"synthetic", "synthetic:faces", "synthetic:objects", "synthetic:detailed"}
     G = load_generator("synthetic", resolution=16)
     assert isinstance(G, torch.nn.Module) and isinstance(G, Generator)
     assert G.spec == "synthetic:faces" and G.img_channels == 3 and G.img_resolution == 16
@@ -116,9 +125,9 @@ def test_camera_port_matches_conventions():
 
 # --- outputs -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("category", ["faces", "objects"])
-def test_shapes_and_ranges(category, faces, objects):
-    G = faces if category == "faces" else objects
+@pytest.mark.parametrize("category", ["faces", "objects", "detailed"])
+def test_shapes_and_ranges(category, faces, objects, detailed):
+    G = pick(category, faces, objects, detailed)
     B, R = 3, RES
     with torch.no_grad():
         ws = G.mapping(seeds_z(G, range(10, 10 + B)))
@@ -176,9 +185,9 @@ def test_glossy_and_matte_regions(faces):
     assert albedo[:, 0].mean() > albedo[:, 2].mean()               # skin: red above blue
 
 
-def test_object_radius_bound(faces, objects):
+def test_object_radius_bound(faces, objects, detailed):
     u = torch.as_tensor(fibonacci_sphere(20000), dtype=torch.float32)
-    for G in (faces, objects):
+    for G in (faces, objects, detailed):
         with torch.no_grad():
             scene = G.scene(G.mapping(seeds_z(G, range(100, 132))))
             radius = scene.radius(u[None].expand(32, -1, -1))
@@ -189,9 +198,9 @@ def test_object_radius_bound(faces, objects):
 
 # --- geometry and shading ---------------------------------------------------------------
 
-@pytest.mark.parametrize("category", ["faces", "objects"])
-def test_normals_match_depth(category, faces, objects):
-    G = faces if category == "faces" else objects
+@pytest.mark.parametrize("category", ["faces", "objects", "detailed"])
+def test_normals_match_depth(category, faces, objects, detailed):
+    G = pick(category, faces, objects, detailed)
     with torch.no_grad():
         out = G.render(G.scene(G.mapping(seeds_z(G, [3, 4]))), resolution=96)
     depth, hit = out["depth"], out["hit"]
@@ -218,9 +227,9 @@ def test_normals_match_depth(category, faces, objects):
         assert angle_deg(fd_normal[inner], world[inner]).mean() > 3.0
 
 
-@pytest.mark.parametrize("category", ["faces", "objects"])
-def test_phong_equation(category, faces, objects):
-    G = faces if category == "faces" else objects
+@pytest.mark.parametrize("category", ["faces", "objects", "detailed"])
+def test_phong_equation(category, faces, objects, detailed):
+    G = pick(category, faces, objects, detailed)
     with torch.no_grad():
         out = G.ground_truth(G.mapping(seeds_z(G, [5, 6])))
     R = RES
@@ -465,3 +474,84 @@ def test_highlight_scale_multiplies_the_specular_intensity_and_nothing_else(cate
     for bad in (-0.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="highlight_scale"):
             load_generator(spec, highlight_scale=bad)
+
+
+# --- the detailed category ------------------------------------------------------------------
+
+def laplacian_energy(images: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean squared 4-neighbour Laplacian of images [B, C, R, R] over the
+    interior of mask [B, R, R] (all four neighbours inside): high-frequency energy."""
+    lap = (4 * images[..., 1:-1, 1:-1] - images[..., :-2, 1:-1] - images[..., 2:, 1:-1]
+           - images[..., 1:-1, :-2] - images[..., 1:-1, 2:])
+    m = mask > 0.999
+    inner = m[:, 1:-1, 1:-1] & m[:, :-2, 1:-1] & m[:, 2:, 1:-1] & m[:, 1:-1, :-2] & m[:, 1:-1, 2:]
+    return float(lap.square().sum(1)[inner].mean())
+
+
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_detailed_heads_hold_much_more_fine_detail_than_faces(resolution):
+    from gan2x.measure import metrics
+
+    seeds = [0, 1, 2, 3] if resolution == 64 else [0, 1]
+    out = {}
+    for category in ("faces", "detailed"):
+        G = load_generator(f"synthetic:{category}", resolution=resolution)
+        with torch.no_grad():
+            out[category] = G.ground_truth(G.mapping(seeds_z(G, seeds)))
+    energy = {c: laplacian_energy(o["image"], o["mask"]) for c, o in out.items()}
+    albedo_energy = {c: laplacian_energy(o["albedo"], o["hit"].float()) for c, o in out.items()}
+    assert energy["detailed"] > 4 * energy["faces"], energy               # the images
+    assert albedo_energy["detailed"] > 10 * albedo_energy["faces"], albedo_energy
+    # the ground-truth normals carry the relief: detail-normal magnitude (docs/benchmark.md)
+    detail = {c: [metrics.detail_normal_magnitude(o["normal"][i].permute(1, 2, 0), metrics.erode(o["hit"][i]))
+                  for i in range(len(seeds))] for c, o in out.items()}
+    # (faces hold some too: their nose, lips and eye sockets are a few pixels wide)
+    assert np.mean(detail["detailed"]) > 1.6 * np.mean(detail["faces"]), detail
+    assert min(detail["detailed"]) > max(detail["faces"]) + 1.5, detail
+    # spatially varying gloss: matte and glossy skin, sharp highlights
+    hit = out["detailed"]["hit"]
+    ks, shininess = out["detailed"]["specular"][hit], out["detailed"]["shininess"][hit]
+    assert ks.max() > 0.5 and ks.median() < 0.2 and shininess.max() > 100
+
+
+def test_detailed_is_deterministic_and_latent_controlled(detailed):
+    with torch.no_grad():
+        a = detailed(seeds_z(detailed, [7, 8]))
+        again = load_generator("synthetic:detailed", resolution=RES)
+        assert torch.equal(again(seeds_z(again, [7, 8])), a)
+        assert (a[0] - a[1]).abs().mean() > 0.02
+    faces = load_generator("synthetic:faces", resolution=RES)
+    with torch.no_grad():
+        assert not torch.equal(faces(seeds_z(faces, [7, 8])), a)
+    # layer roles as in faces: the relief reads the shape layers, the paint the material ones,
+    # and the view layers hold the view alone
+    ws = detailed.mapping(seeds_z(detailed, [21])).clone().requires_grad_(True)
+    scene = detailed.scene(ws)
+    detail = slice(scene.detail_from, None)
+    g_relief = torch.autograd.grad(scene.bump_height[:, detail].sum(), ws, retain_graph=True)[0].abs().sum(-1)[0]
+    g_paint = torch.autograd.grad(scene.patch_albedo[:, -40:].sum(), ws, retain_graph=True)[0].abs().sum(-1)[0]
+    g_view = torch.autograd.grad(scene.yaw.sum(), ws)[0].abs().sum(-1)[0]
+    assert g_relief[2:4].min() > 0 and g_relief[:2].max() == 0 and g_relief[4:].max() == 0
+    assert g_paint[4:6].min() > 0 and g_paint[:4].max() == 0
+    assert g_view[:2].min() > 0 and g_view[2:].max() == 0
+    assert detailed.view_layers == 2
+
+
+def test_detailed_relief_stays_within_the_marchers_bound(detailed):
+    from gan2x.generators.synthetic.shapes import DETAIL_BOUND, EXP_FLOOR
+
+    u = torch.as_tensor(fibonacci_sphere(40000), dtype=torch.float32)
+    with torch.no_grad():
+        scene = detailed.scene(detailed.mapping(seeds_z(detailed, range(200, 232))))
+        k = scene.detail_from
+        kc = scene.bump_kappa[:, k:, None] * scene.bump_dirs[:, k:]
+        bumps = torch.baddbmm(-scene.bump_kappa[:, None, k:], u[None].expand(32, -1, -1),
+                              kc.transpose(1, 2)).clamp(min=EXP_FLOOR).exp()
+        modulation = (bumps * scene.bump_height[:, None, k:]).sum(-1)
+    assert modulation.abs().max() < 0.8 * DETAIL_BOUND
+    # the marcher that skips the relief away from the surface finds the same surface
+    with torch.no_grad():
+        skipped = detailed.render(scene.select(slice(0, 4)))
+        whole = detailed.render(scene.select(slice(0, 4)).replace(detail_from=0))
+    assert torch.equal(skipped["hit"], whole["hit"])
+    assert (skipped["depth"] - whole["depth"]).abs().max() < 1e-4

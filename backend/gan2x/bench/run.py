@@ -9,7 +9,17 @@ Rows (all on the same seeds, in one run):
 * ``lambertian``: the fit with ks = 0 everywhere (GAN2Shape's shading model);
 * ``no_refinement``: the full fit read off before its refinement step (the
   same run as ``full``, so it costs nothing extra);
-* ``full``: the fit of METHOD.md as implemented (Phong shading, refinement).
+* ``full``: the fit of METHOD.md as implemented (Phong shading, refinement);
+* ``baseline`` (opt-in): ``full`` as it was before the fidelity changes
+  (``BASELINE_OVERRIDES``: no density ceiling, every pseudo sample weighing
+  1) and exported without the target image baked into the albedo.
+
+Every record also measures the exported asset (``pipeline.build_exported_asset``
+at ``ExportSettings``' sizes, ``pipeline.AssetViews``): ``asset_psnr_db`` and
+``asset_ssim`` (its render over the fitted background against the target,
+whole image), ``region_psnr_db``, ``region_coverage`` and ``mask_coverage``
+(docs/benchmark.md, "Fidelity"); novel-view GAN consistency renders the
+asset too.
 
 Seeds: 1-3 of each category were used while tuning the draft preset and
 0-39 for the projection probe (``benchmarks/projection_probe.py``); the
@@ -47,18 +57,27 @@ from ..fit.schedule import FitSettings, fit_target
 from ..generators import load_generator
 from ..measure import metrics
 from ..measure.ground_truth import ground_truth_maps, ground_truth_metrics
+from ..pipeline import AssetViews, ExportSettings, build_exported_asset, bundle_camera_and_light
 from .figure import sample_panels
 
 QUICK_SEEDS = (1000, 1001, 1002)
 FULL_SEEDS = tuple(range(1000, 1010))
-CATEGORIES = ("faces", "objects")
+CATEGORIES = ("faces", "objects", "detailed")
+"""The categories ``--categories`` accepts."""
+DEFAULT_CATEGORIES = ("faces", "objects")
+"""The categories a bench runs without ``--categories``: ``detailed`` is
+opt-in (``--categories faces,objects,detailed``), so the published tables
+stay comparable and the default bench costs what it did (its generator
+renders ~5x slower than ``faces``: docs/benchmark.md)."""
 ROWS = ("ellipsoid", "lambertian", "full")
 """The default rows; ``full`` also yields ``no_refinement``. ``full:ENCODING``
 (e.g. ``full:triplane``, ``full:hashgrid``) is the full fit with another
 field encoding (``FitSettings.encoding``)."""
-KNOWN_ROWS = ROWS + ("full:fourier", "full:triplane", "full:hashgrid")
-REPORTED_ROWS = ("ellipsoid", "lambertian", "no_refinement", "full", "full:fourier", "full:triplane",
+KNOWN_ROWS = ROWS + ("full:fourier", "full:triplane", "full:hashgrid", "baseline")
+REPORTED_ROWS = ("ellipsoid", "baseline", "lambertian", "no_refinement", "full", "full:fourier", "full:triplane",
                  "full:hashgrid")
+BASELINE_OVERRIDES = {"max_beta_metres": None, "reach_margin_db": None}
+"""The ``baseline`` row's fit settings: the fit before the fidelity changes."""
 from ..config import ENTANGLEMENT  # noqa: E402
 
 DEFAULT_ENTANGLEMENT = ENTANGLEMENT.default
@@ -69,13 +88,20 @@ a one-sigma view or light change moves each identity parameter by this many sigm
 REPORTED = (
     ("side_x100", "SIDE x1e-2", "{:.3f}"),
     ("mad_degrees", "MAD deg", "{:.2f}"),
+    ("detail_normal_mad_degrees", "detail MAD deg", "{:.2f}"),
+    ("true_detail_normal_degrees", "true detail deg", "{:.2f}"),
     ("albedo_error", "albedo err", "{:.4f}"),
+    ("albedo_psnr_db", "albedo dB", "{:.2f}"),
     ("specular_error", "ks err", "{:.4f}"),
     ("shininess_log_error", "log n err", "{:.3f}"),
     ("relight_psnr_db", "relight dB", "{:.2f}"),
     ("novel_view_psnr_db", "novel view dB", "{:.2f}"),
     ("target_psnr_db", "target dB", "{:.2f}"),
-    ("target_ssim", "SSIM", "{:.3f}"),
+    ("target_ssim", "SSIM", "{:.3f}"),  # the fields' render
+    ("asset_psnr_db", "asset dB", "{:.2f}"),  # = gan2x fit's rerender_psnr_db
+    ("asset_ssim", "asset SSIM", "{:.3f}"),  # = gan2x fit's rerender_ssim
+    ("region_psnr_db", "region dB", "{:.2f}"),
+    ("region_coverage", "region cover", "{:.3f}"),
     ("projection_fidelity_psnr_db", "reach vs render dB", "{:.2f}"),
     ("projection_target_psnr_db", "reach vs target dB", "{:.2f}"),
     ("novel_view_consistency_psnr_db", "GAN consistency dB", "{:.2f}"),
@@ -109,9 +135,15 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         values = {"seed": seed, "row": name, "seconds": seconds,
                   "target_psnr_db": metrics.masked_psnr(render["rgb"], target_rgb, compared),
                   "target_ssim": metrics.ssim(render["rgb"], target_rgb)}
+        views = exported_views(model, state, target_rgb, render["opacity"] if name != "baseline" else None)
+        asset_render = views.render(state)["rgb"]
+        values.update({"asset_psnr_db": metrics.psnr(asset_render, target_rgb.cpu()),
+                       "asset_ssim": metrics.ssim(asset_render, target_rgb.cpu())})
+        values.update(views.region_metrics(state, target_rgb))
         if consistency is not None:
             check = novel_view_consistency(generator, ws, model, state, resolution, settings.sampling,
-                                           seed=settings.seed, settings=consistency)
+                                           seed=settings.seed, settings=consistency,
+                                           render_view=lambda view: views.render(view)["rgb"].to(target.device))
             values.update(check.to_metrics())
             values["consistency_seconds"] = check.seconds
         if truth is not None:
@@ -129,6 +161,8 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         return records
     shading = "lambertian" if row == "lambertian" else "phong"
     encoding = row.split(":", 1)[1] if ":" in row else settings.encoding
+    row_settings = replace(settings, shading=shading, encoding=encoding,
+                           **(BASELINE_OVERRIDES if row == "baseline" else {}))
 
     def record_before_refinement(model, state):
         nonlocal start
@@ -137,7 +171,7 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
         start += time.perf_counter() - paused  # evaluation time is not fit time
 
     refines = row == "full" and settings.refinement_steps > 0
-    result = fit_target(generator, ws, target, replace(settings, shading=shading, encoding=encoding),
+    result = fit_target(generator, ws, target, row_settings,
                         before_refinement=record_before_refinement if refines else None)
     record(row, result.model, result.target_state, time.perf_counter() - start)
     reach = projection_reach(result, target)  # the last stage's: the same before and after refinement
@@ -148,6 +182,14 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
                             sample_panels(result.model, result.target_state, generator, ws, truth, target,
                                           settings.sampling)))
     return records
+
+
+def exported_views(model, state, target_rgb: torch.Tensor, mask: torch.Tensor | None) -> AssetViews:
+    """The model exported as ``gan2x fit`` exports it (``ExportSettings``'
+    defaults), with the target ``target_rgb`` [R, R, 3] baked into the albedo
+    where ``mask`` (the fields' opacity) is sure (None: no image bake)."""
+    camera, light = bundle_camera_and_light(state, target_rgb.shape[0])
+    return AssetViews(build_exported_asset(model, target_rgb, mask, ExportSettings(), camera, light), camera)
 
 
 def run_bench(categories, seeds, rows, settings: FitSettings, device,

@@ -87,8 +87,11 @@ class ConsistencyResult:
 
 def novel_view_consistency(generator, target_ws: torch.Tensor, model, target_state: ImageState, resolution: int,
                            sampling: SamplingSettings, seed: int = 0,
-                           settings: ConsistencySettings = CONSISTENCY) -> ConsistencyResult:
-    """Renders ``model`` at each of ``settings.yaws_degrees`` (pitch 0, the
+                           settings: ConsistencySettings = CONSISTENCY,
+                           render_view=None) -> ConsistencyResult:
+    """Renders ``model`` (or, given ``render_view``, calls it with each view's
+    ``ImageState`` for an sRGB image [R, R, 3] in [0, 1]: the exported
+    asset's render) at each of ``settings.yaws_degrees`` (pitch 0, the
     target's light direction in the world frame, its ambient and diffuse
     strengths and its background), projects the renders, in one batch, into
     ``generator`` from ``target_ws`` [1, num_ws, w_dim] (``_project``), and
@@ -103,7 +106,10 @@ def novel_view_consistency(generator, target_ws: torch.Tensor, model, target_sta
     renders = []
     for yaw in settings.yaws_degrees:
         state = pseudo_state(target_state, math.radians(yaw), 0.0, towards_light=towards_light)
-        renders.append(model.render_image(state, resolution, sampling)["rgb"].clamp(0, 1))
+        if render_view is not None:
+            renders.append(render_view(state).clamp(0, 1))
+        else:
+            renders.append(model.render_image(state, resolution, sampling)["rgb"].clamp(0, 1))
     renders = torch.stack(renders)
     with _seeded(seed, renders.device):
         projected = _project(generator, target_ws, renders.permute(0, 3, 1, 2) * 2 - 1, settings)

@@ -7,12 +7,16 @@ imports torch, so it is reusable and tested with analytic shapes):
   signed distance in metres, world (bundle) frame of gan2x.conventions,
   negative inside;
 * ``materials(points: np.ndarray[N, 3] float32) -> dict(albedo=[N, 3]
-  linear in [0, 1], specular=[N] Phong ks, shininess=[N] Phong exponent)``.
+  linear in [0, 1], specular=[N] Phong ks, shininess=[N] Phong exponent)``,
+  optionally with ``normal=[N, 3]`` (unit SDF gradient, world frame), which
+  ``bake`` turns into the tangent-space normal map (frames: ``tangents``).
 
 Both are called with at most ``chunk`` points at a time.
 
 Steps, one module each: ``marching_cubes.extract_mesh`` -> ``uv_unwrap.unwrap``
--> ``bake.bake_textures`` -> ``bundle.write_bundle`` (which uses ``ply``,
+-> ``bake.bake_textures`` -> ``ambient_occlusion.bake_ambient_occlusion``
+(rays in the SDF grid of ``marching_cubes.extract_mesh_and_grid``) ->
+``bundle.write_bundle`` (which uses ``ply``,
 ``images`` and ``gltf``); ``asset.write_asset_bundle`` runs them all.
 ``report.compose_report`` lays out the bundle's optional report picture.
 """

@@ -3,8 +3,9 @@ surface point.
 
 Input: a ``TexturedMesh`` (uvs origin bottom-left) and ``materials(points
 [N, 3] float32, metres, world frame) -> dict(albedo=[N, 3] linear in [0, 1],
-specular=[N] Phong ks, shininess=[N] Phong exponent)``, called in chunks of
-at most ``chunk`` points.
+specular=[N] Phong ks, shininess=[N] Phong exponent)`` and optionally
+``normal=[N, 3]`` (the shape's unit outward normal, the normalised SDF
+gradient, world frame), called in chunks of at most ``chunk`` points.
 
 Texel ``(row, col)`` of an ``S x S`` texture (row 0 at the top, as in the
 PNG) has its centre at ``u = (col + 0.5) / S``, ``v = 1 - (row + 0.5) / S``
@@ -17,7 +18,22 @@ the mean of their already filled 8-neighbours (dilation, repeated
 background at chart seams; the texels left after that get the mean of the
 covered texels.
 
-The normal map is flat, (0, 0, 1) in tangent space, for now.
+The normal map holds the detail of the field's normals that the mesh does
+not: each covered texel's field normal (``materials(...)["normal"]``)
+expressed in the mesh's tangent frame at its surface point
+(``export.tangents``: MikkTSpace-style per-vertex tangents ``T`` along
+increasing u and signs ``s``; ``T``, the vertex normals ``N`` and ``s``
+interpolated barycentrically, not renormalised, ``B = s * cross(N, T)``,
+along increasing v: OpenGL +Y). The stored ``c`` solves
+``normalise(c.x T + c.y B + c.z N) = field normal`` exactly (how Blender's
+Normal Map node decodes it), normalised, with ``c.z`` at least
+``MIN_TANGENT_Z``. Where the field agrees with the mesh's interpolated
+normal (a surface the mesh already resolves) to within
+``FLAT_BELOW_DEGREES`` (less than the PNG's 8-bit step), ``c`` is exactly
+(0, 0, 1), so noise does not dither the map. Padding texels average their
+neighbours' ``c`` (renormalised); the texels left after that, and texels
+whose field normal is zero or not finite, are flat. Without a ``"normal"``
+key the whole map is flat, (0, 0, 1).
 """
 from __future__ import annotations
 
@@ -25,64 +41,29 @@ import numpy as np
 
 from .chunking import DEFAULT_CHUNK, evaluate_materials
 from .datatypes import BakedTextures, ExportError, TexturedMesh
+from .raster import CANDIDATES_PER_BATCH, triangle_coverage
+from .tangents import encode_tangent_space, frames_at
 
-CANDIDATES_PER_BATCH = 1 << 22
-"""Texel-in-triangle tests per vectorised batch (bounds memory: ~150 MB)."""
+MIN_TANGENT_Z = 0.05
+"""The normal map's smallest tangent-space z: a field normal facing away
+from the mesh's surface is tilted back to it."""
+
+FLAT_BELOW_DEGREES = 0.4
+"""Field normals within this angle of the mesh's interpolated normal are
+stored exactly flat (under the 8-bit PNG's ~0.45 degree step)."""
 
 
 def rasterize_uv(mesh: TexturedMesh, size: int, batch: int = CANDIDATES_PER_BATCH):
     """Texels whose centre lies in a UV triangle: (texel index [K] int64 =
     row * size + col, unique; face [K] int64; barycentric weights [K, 3]
-    float64). Vectorised over triangles in batches of bounding-box texels."""
+    float64). A texel on a shared edge takes one of its faces."""
     size = int(size)
     uv = mesh.uvs.astype(np.float64)
-    faces = mesh.faces.astype(np.int64)
     # Texel-centre coordinates: texel (row, col) centre sits at (x, y) = (col, row).
-    x = uv[:, 0] * size - 0.5
-    y = (1.0 - uv[:, 1]) * size - 0.5
-    fx, fy = x[faces], y[faces]  # [F, 3]
-    col0 = np.clip(np.ceil(fx.min(axis=1)), 0, size - 1).astype(np.int64)
-    col1 = np.clip(np.floor(fx.max(axis=1)), -1, size - 1).astype(np.int64)
-    row0 = np.clip(np.ceil(fy.min(axis=1)), 0, size - 1).astype(np.int64)
-    row1 = np.clip(np.floor(fy.max(axis=1)), -1, size - 1).astype(np.int64)
-    widths = np.maximum(col1 - col0 + 1, 0)
-    heights = np.maximum(row1 - row0 + 1, 0)
-    det = (fx[:, 1] - fx[:, 0]) * (fy[:, 2] - fy[:, 0]) - (fx[:, 2] - fx[:, 0]) * (fy[:, 1] - fy[:, 0])
-    counts = np.where(np.abs(det) > 1e-12, widths * heights, 0)
-
-    texels, face_ids, weights = [], [], []
-    order = np.flatnonzero(counts)
-    ends = np.cumsum(counts[order])
-    start = 0
-    while start < len(order):
-        offset = ends[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(ends, offset + batch, side="right")))
-        tri = order[start:stop]
-        n = counts[tri]
-        tri_of = np.repeat(tri, n)
-        first = np.repeat(np.cumsum(n) - n, n)
-        local = np.arange(int(n.sum()), dtype=np.int64) - first
-        cols = col0[tri_of] + local % widths[tri_of]
-        rows = row0[tri_of] + local // widths[tri_of]
-        px, py = fx[tri_of], fy[tri_of]
-        dx, dy = cols - px[:, 0], rows - py[:, 0]
-        d = det[tri_of]
-        w1 = (dx * (py[:, 2] - py[:, 0]) - (px[:, 2] - px[:, 0]) * dy) / d
-        w2 = ((px[:, 1] - px[:, 0]) * dy - dx * (py[:, 1] - py[:, 0])) / d
-        w0 = 1.0 - w1 - w2
-        eps = -1e-9
-        inside = (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
-        texels.append(rows[inside] * size + cols[inside])
-        face_ids.append(tri_of[inside])
-        weights.append(np.clip(np.stack([w0[inside], w1[inside], w2[inside]], axis=1), 0.0, 1.0))
-        start = stop
-    if not texels:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    texels = np.concatenate(texels)
-    unique, first_hit = np.unique(texels, return_index=True)  # a texel on a shared edge: one face
-    weights = np.concatenate(weights)[first_hit]
-    weights /= weights.sum(axis=1, keepdims=True)
-    return unique, np.concatenate(face_ids)[first_hit], weights
+    xy = np.stack([uv[:, 0] * size - 0.5, (1.0 - uv[:, 1]) * size - 0.5], axis=1)
+    texels, face_ids, weights = triangle_coverage(xy, mesh.faces, size, size, batch=batch)
+    unique, first_hit = np.unique(texels, return_index=True)
+    return unique, face_ids[first_hit], weights[first_hit]
 
 
 def bake_textures(mesh: TexturedMesh, materials, size: int = 1024, padding_px: int = 4,
@@ -99,24 +80,40 @@ def bake_textures(mesh: TexturedMesh, materials, size: int = 1024, padding_px: i
     points = np.einsum("kc,kcd->kd", weights, corners).astype(np.float32)
     values = evaluate_materials(materials, points, chunk=chunk)
 
-    channels = np.zeros((size * size, 5), dtype=np.float32)
+    channels = np.zeros((size * size, 8), dtype=np.float32)
+    channels[:, 7] = 1.0  # flat normal (0, 0, 1) wherever nothing else is written
     channels[texels, 0:3] = values["albedo"]
     channels[texels, 3] = values["specular"]
     channels[texels, 4] = values["shininess"]
+    if "normal" in values:
+        channels[texels, 5:8] = tangent_space_normals(mesh, face_ids, weights, values["normal"])
     coverage = np.zeros(size * size, dtype=bool)
     coverage[texels] = True
-    channels = channels.reshape(size, size, 5)
+    channels = channels.reshape(size, size, 8)
     coverage = coverage.reshape(size, size)
 
     filled = dilate(channels, coverage, padding_px)
-    channels[~filled] = channels[coverage].mean(axis=0)
-
-    normal = np.zeros((size, size, 3), dtype=np.float32)
-    normal[..., 2] = 1.0
+    channels[~filled, 0:5] = channels[coverage, 0:5].mean(axis=0)
+    channels[~filled, 5:8] = (0.0, 0.0, 1.0)
+    normal = channels[..., 5:8]
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)  # padding averages
     return BakedTextures(albedo=np.ascontiguousarray(channels[..., 0:3]),
                          specular=np.ascontiguousarray(channels[..., 3]),
                          shininess=np.ascontiguousarray(channels[..., 4]),
-                         normal=normal, coverage=coverage)
+                         normal=np.ascontiguousarray(normal), coverage=coverage)
+
+
+def tangent_space_normals(mesh: TexturedMesh, face_ids: np.ndarray, weights: np.ndarray,
+                          world_normals: np.ndarray) -> np.ndarray:
+    """The field's unit world normals [K, 3] at the texels' surface points
+    (face [K], barycentric weights [K, 3]) in the mesh's tangent frames
+    there (module docstring) -> [K, 3] float32 unit, z > 0; NaN rows (no
+    normal from the field) and deviations under ``FLAT_BELOW_DEGREES`` give
+    the flat (0, 0, 1)."""
+    tangents, normals, signs = frames_at(mesh, face_ids, weights)
+    encoded = encode_tangent_space(world_normals, tangents, normals, signs, min_z=MIN_TANGENT_Z)
+    encoded[encoded[:, 2] >= np.cos(np.radians(FLAT_BELOW_DEGREES))] = (0.0, 0.0, 1.0)
+    return encoded
 
 
 def dilate(values: np.ndarray, filled: np.ndarray, steps: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from . import images as _images
 from . import ply as _ply
 from .datatypes import BakedTextures, BundleError, TexturedMesh
 from .manifest_checks import (FORMAT, MANIFEST_NAME, MAX_FACES, MAX_IMAGE_SIDE, MAX_TEXTURE_SIDE, MAX_VERTICES,
-                              SCHEMA_VERSION, TEXTURE_FORMATS, Checker, check_bundle)
+                              OPTIONAL_TEXTURE_FORMATS, SCHEMA_VERSION, TEXTURE_FORMATS, Checker, check_bundle)
 
 __all__ = ["CameraSpec", "LightSpec", "BundleError", "SCHEMA_VERSION", "FORMAT", "write_bundle",
            "validate_bundle", "build_manifest"]
@@ -51,6 +51,7 @@ FILES = {
     "specular": "textures/specular.png",
     "shininess": "textures/shininess.png",
     "normal": "textures/normal.png",
+    "ambient_occlusion": "textures/ambient_occlusion.png",
     "target": "images/target.png",
     "rerender": "images/rerender.png",
     "mask": "images/mask.png",
@@ -96,7 +97,9 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
     is given (saved as latent.npy, float32). ``report_image``, optional: the
     picture of the fit (``export.report``), [H, W, 3] uint8 or sRGB floats in
     [0, 1] of any size, saved as images/report.png and named in the
-    manifest's ``images`` as ``report``."""
+    manifest's ``images`` as ``report``. ``textures.ambient_occlusion``, when
+    not None, is written as textures/ambient_occlusion.png (grey 8-bit) and
+    named in the manifest's ``textures``; without it the bundle has none."""
     destination = Path(destination)
     _check_inputs(destination, mesh, camera, light, target_image, rerender_image, mask, textures)
     if report_image is not None:
@@ -115,6 +118,8 @@ def write_bundle(destination, *, mesh: TexturedMesh, textures: BakedTextures, ca
         _images.write_specular_png(staging / FILES["specular"], textures.specular, scale=1.0)
         _images.write_shininess_png(staging / FILES["shininess"], textures.shininess)
         _images.write_normal_png(staging / FILES["normal"], textures.normal)
+        if textures.ambient_occlusion is not None:
+            _images.write_ambient_occlusion_png(staging / FILES["ambient_occlusion"], textures.ambient_occlusion)
         _images.write_srgb_png(staging / FILES["target"], target_image)
         _images.write_srgb_png(staging / FILES["rerender"], rerender_image)
         _images.write_mask_png(staging / FILES["mask"], mask)
@@ -150,7 +155,7 @@ def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: Camer
     height, width = textures.albedo.shape[:2]
 
     def texture(name: str, **extra) -> dict:
-        bit_depth, _, colour_space = TEXTURE_FORMATS[name]
+        bit_depth, _, colour_space = {**TEXTURE_FORMATS, **OPTIONAL_TEXTURE_FORMATS}[name]
         return dict({"file": FILES[name], "width": int(width), "height": int(height),
                      "bit_depth": bit_depth, "colour_space": colour_space}, **extra)
 
@@ -160,6 +165,15 @@ def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: Camer
     images = {"target": FILES["target"], "rerender": FILES["rerender"], "mask": FILES["mask"]}
     if report:
         images["report"] = FILES["report"]
+    texture_entries = {
+        "albedo": texture("albedo"),
+        "specular": texture("specular", encoding={"kind": "linear", "scale": 1.0}),
+        "shininess": texture("shininess", encoding={"kind": "log", "min": float(conventions.SHININESS_MIN),
+                                                    "max": float(conventions.SHININESS_MAX)}),
+        "normal": texture("normal", encoding={"kind": "tangent", "convention": "opengl"}),
+    }
+    if textures.ambient_occlusion is not None:
+        texture_entries["ambient_occlusion"] = texture("ambient_occlusion")
     return {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -170,13 +184,7 @@ def build_manifest(*, mesh: TexturedMesh, textures: BakedTextures, camera: Camer
         "mesh": {"file": FILES["mesh"], "vertex_count": int(len(mesh.vertices)), "face_count": int(len(mesh.faces)),
                  "bounds_min": [float(v) for v in mesh.vertices.min(axis=0)],
                  "bounds_max": [float(v) for v in mesh.vertices.max(axis=0)]},
-        "textures": {
-            "albedo": texture("albedo"),
-            "specular": texture("specular", encoding={"kind": "linear", "scale": 1.0}),
-            "shininess": texture("shininess", encoding={"kind": "log", "min": float(conventions.SHININESS_MIN),
-                                                        "max": float(conventions.SHININESS_MAX)}),
-            "normal": texture("normal", encoding={"kind": "tangent", "convention": "opengl"}),
-        },
+        "textures": texture_entries,
         "camera": {
             "model": "perspective",
             "image_width": int(camera.image_width),
@@ -238,7 +246,8 @@ def _check_inputs(destination, mesh, camera, light, target_image, rerender_image
         if tuple(shape) != expected:
             raise ValueError("{}: {} has shape {}, the camera needs {}".format(destination, name, shape, expected))
     height, width = textures.albedo.shape[:2]
-    for name in ("specular", "shininess", "coverage"):
+    for name in ("specular", "shininess", "coverage") + (
+            ("ambient_occlusion",) if textures.ambient_occlusion is not None else ()):
         if getattr(textures, name).shape != (height, width):
             raise ValueError("{}: texture {} is {}, albedo is {}".format(
                 destination, name, getattr(textures, name).shape, (height, width)))

@@ -85,13 +85,45 @@ class BakedTextures:
     ks; shininess [S, S] float32 Phong exponent; normal [S, S, 3] float32
     tangent-space unit vectors (OpenGL convention, flat = (0, 0, 1));
     coverage [S, S] bool: texels whose centre lies on a triangle (before
-    padding)."""
+    padding); ambient_occlusion [S, S] float32 in [0, 1], the unoccluded
+    fraction of the cosine-weighted hemisphere (1 = open;
+    ``ambient_occlusion.bake_ambient_occlusion``), or None when not baked
+    (the bundle then holds no AO texture)."""
     albedo: np.ndarray
     specular: np.ndarray
     shininess: np.ndarray
     normal: np.ndarray
     coverage: np.ndarray
+    ambient_occlusion: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         return int(self.albedo.shape[0])
+
+
+@dataclass
+class SdfGrid:
+    """The SDF sampled on a regular grid (``marching_cubes.sample_grid``).
+
+    values [R, R, R] float32 metres, negative inside, ``values[i, j, k] =
+    sdf(x_i, y_j, z_k)`` with ``x_i = -bound + 2 * bound * i / (R - 1)``
+    (the same for y and z); bound in metres. With the narrow band, values
+    far from the surface are a coarser grid's trilinear interpolation: the
+    right sign, roughly the distance."""
+    values: np.ndarray
+    bound: float
+
+    def __post_init__(self):
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        if self.values.ndim != 3 or len(set(self.values.shape)) != 1 or self.values.shape[0] < 2:
+            raise ValueError("values must have shape [R, R, R] with R >= 2, found {}".format(self.values.shape))
+        self.bound = float(self.bound)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def voxel(self) -> float:
+        """Grid spacing in metres."""
+        return 2.0 * self.bound / (self.resolution - 1)

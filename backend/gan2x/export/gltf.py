@@ -8,7 +8,13 @@ material:
   glTF's UV origin is the top-left), uint32 indices;
 * ``pbrMetallicRoughness``: ``baseColorTexture`` = the albedo (sRGB PNG),
   ``metallicRoughnessTexture`` = roughness ``conventions.shininess_to_roughness``
-  in G, metallic 0 in B (R unused, 255), ``metallicFactor`` 0;
+  in G, metallic 0 in B, ``metallicFactor`` 0; R holds the ambient
+  occlusion (``round(255 * ao)``, 255 = open) when the textures have one,
+  and is 255 otherwise;
+* ``occlusionTexture`` (only with ambient occlusion) = that same image,
+  whose R channel glTF reads as occlusion (the usual occlusion-roughness-
+  metallic packing), ``strength`` 1: glTF viewers apply it to indirect
+  light only;
 * ``normalTexture`` = the tangent-space normal map (OpenGL/+Y, glTF's
   convention);
 * ``KHR_materials_specular``: ``specularColorTexture`` holds
@@ -43,11 +49,11 @@ DEFAULT_DIELECTRIC_F0 = 0.04  # glTF's F0 for its default IOR 1.5
 
 
 def material_images(textures: BakedTextures) -> dict:
-    """The PNG bytes the material uses: base_colour, metallic_roughness,
-    normal, specular_colour."""
+    """The PNG bytes the material uses: base_colour, metallic_roughness
+    (ambient occlusion in R when there is one), normal, specular_colour."""
     roughness = conventions.shininess_to_roughness(textures.shininess.astype(np.float64))
     metallic_roughness = np.empty(textures.shininess.shape + (3,), dtype=np.uint8)
-    metallic_roughness[..., 0] = 255
+    metallic_roughness[..., 0] = 255 if textures.ambient_occlusion is None else quantize8(textures.ambient_occlusion)
     metallic_roughness[..., 1] = quantize8(roughness)
     metallic_roughness[..., 2] = 0
     f0 = conventions.specular_f0(textures.specular.astype(np.float64), textures.shininess.astype(np.float64))
@@ -103,6 +109,23 @@ def write_glb(path, mesh: TexturedMesh, textures: BakedTextures) -> Path:
     binary.extend(b"\0" * (-len(binary) % 4))
 
     specular_factor = 1.0 / DEFAULT_DIELECTRIC_F0
+    material = {
+        "name": "gan2x_material",
+        "pbrMetallicRoughness": {
+            "baseColorTexture": {"index": texture_of["base_colour"]},
+            "metallicRoughnessTexture": {"index": texture_of["metallic_roughness"]},
+            "metallicFactor": 0.0,
+            "roughnessFactor": 1.0,
+        },
+        "normalTexture": {"index": texture_of["normal"]},
+        "extensions": {"KHR_materials_specular": {
+            "specularFactor": 1.0,
+            "specularColorFactor": [specular_factor] * 3,
+            "specularColorTexture": {"index": texture_of["specular_colour"]},
+        }},
+    }
+    if textures.ambient_occlusion is not None:
+        material["occlusionTexture"] = {"index": texture_of["metallic_roughness"], "strength": 1.0}
     document = {
         "asset": {"version": "2.0", "generator": "gan2x {}".format(__version__)},
         "extensionsUsed": ["KHR_materials_specular"],
@@ -112,21 +135,7 @@ def write_glb(path, mesh: TexturedMesh, textures: BakedTextures) -> Path:
         "meshes": [{"name": "gan2x_asset", "primitives": [{
             "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2},
             "indices": 3, "material": 0, "mode": 4}]}],
-        "materials": [{
-            "name": "gan2x_material",
-            "pbrMetallicRoughness": {
-                "baseColorTexture": {"index": texture_of["base_colour"]},
-                "metallicRoughnessTexture": {"index": texture_of["metallic_roughness"]},
-                "metallicFactor": 0.0,
-                "roughnessFactor": 1.0,
-            },
-            "normalTexture": {"index": texture_of["normal"]},
-            "extensions": {"KHR_materials_specular": {
-                "specularFactor": 1.0,
-                "specularColorFactor": [specular_factor] * 3,
-                "specularColorTexture": {"index": texture_of["specular_colour"]},
-            }},
-        }],
+        "materials": [material],
         "samplers": [{"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR,
                       "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
         "textures": [{"sampler": 0, "source": index} for index in range(len(images))],

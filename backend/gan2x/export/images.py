@@ -9,7 +9,9 @@ Encodings (docs/bundle.md):
 * shininess: grey 16-bit, ``round(65535 * encode_shininess(n))`` (log scale
   between conventions.SHININESS_MIN and SHININESS_MAX);
 * mask: grey 8-bit, ``round(255 * m)``, 255 = object;
-* normal map: RGB 8-bit, ``round((n + 1) / 2 * 255)``; flat = (128, 128, 255).
+* normal map: RGB 8-bit, ``round((n + 1) / 2 * 255)``; flat = (128, 128, 255);
+* ambient occlusion (optional): grey 8-bit, linear, ``round(255 * ao)``,
+  255 = unoccluded.
 
 Arrays are [H, W(, C)] with row 0 at the top. Writers take float arrays,
 readers return float arrays (float32) in the writer's units, and check the
@@ -146,6 +148,11 @@ def write_normal_png(path, normals) -> Path:
     return _save(path, encode_normal(normals), 8)
 
 
+def write_ambient_occlusion_png(path, ambient_occlusion) -> Path:
+    """Unoccluded fraction [H, W] in [0, 1] -> grey 8-bit linear, 255 = open."""
+    return _save(path, quantize8(_check(ambient_occlusion, 2, None, "ambient occlusion")), 8)
+
+
 # --- readers ----------------------------------------------------------------------------
 
 def _load(path, mode: str, bit_depth: int) -> np.ndarray:
@@ -192,6 +199,11 @@ def read_shininess_png(path) -> np.ndarray:
 
 def read_mask_png(path) -> np.ndarray:
     """Grey 8-bit -> mask [H, W] float32 in [0, 1]."""
+    return (_load(path, "L", 8).astype(np.float32) / 255.0).astype(np.float32)
+
+
+def read_ambient_occlusion_png(path) -> np.ndarray:
+    """Grey 8-bit -> unoccluded fraction [H, W] float32 ``value / 255``."""
     return (_load(path, "L", 8).astype(np.float32) / 255.0).astype(np.float32)
 
 

@@ -8,6 +8,10 @@ included), then at the vertices for the normals.
 
 Output: ``TriangleMesh(vertices [V, 3] float32 metres, faces [F, 3] int32
 counter-clockwise seen from outside, normals [V, 3] float32 outward)``.
+``extract_mesh_and_grid`` returns the sampled grid too (``SdfGrid``: the
+values and the bound), for steps that read the field again without
+evaluating it (the ambient occlusion bake).
+
 Duplicate vertices are merged and degenerate faces dropped, so the mesh is
 closed (every edge shared by exactly two faces) wherever the zero level set
 is closed inside the box. A surface cut by the box is left open there.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .chunking import DEFAULT_CHUNK, evaluate_sdf
-from .datatypes import ExportError, TriangleMesh
+from .datatypes import ExportError, SdfGrid, TriangleMesh
 
 
 NARROW_BAND_BLOCK = 4
@@ -120,6 +124,14 @@ def extract_mesh(sdf, resolution: int = 128, bound: float = 1.0, chunk: int = DE
     ``largest_component`` keeps only the connected component with the most
     faces (drops floaters). Raises ExportError when the SDF has no zero
     crossing in the box."""
+    return extract_mesh_and_grid(sdf, resolution, bound, chunk, largest_component)[0]
+
+
+def extract_mesh_and_grid(sdf, resolution: int = 128, bound: float = 1.0, chunk: int = DEFAULT_CHUNK,
+                          largest_component: bool = False):
+    """``extract_mesh``, and the grid it was extracted from: (TriangleMesh,
+    SdfGrid). The grid serves later steps that need the field without
+    evaluating it again (``ambient_occlusion`` marches rays in it)."""
     import mcubes
 
     grid = sample_grid(sdf, resolution, bound, chunk)
@@ -144,8 +156,9 @@ def extract_mesh(sdf, resolution: int = 128, bound: float = 1.0, chunk: int = DE
     fallback = ~np.isfinite(normals).all(axis=1)
     if fallback.any():
         normals[fallback] = face_area_normals(vertices, faces)[fallback]
-    return TriangleMesh(vertices=vertices.astype(np.float32), faces=faces.astype(np.int32),
+    mesh = TriangleMesh(vertices=vertices.astype(np.float32), faces=faces.astype(np.int32),
                         normals=normals.astype(np.float32))
+    return mesh, SdfGrid(grid, bound)
 
 
 def merge_duplicate_vertices(vertices: np.ndarray, faces: np.ndarray):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import conventions
 from .encodings import FourierFeatures, make_encoding, mlp
 
 
@@ -37,7 +38,7 @@ class EllipsoidPriorSDF(nn.Module):
 
     points [..., 3] metres (world frame) -> signed distance [...] metres, < 0 inside."""
 
-    def __init__(self, semi_axes=(0.62, 0.75, 0.55), num_frequencies: int = 5,
+    def __init__(self, semi_axes=conventions.PRIOR_SEMI_AXES_METRES, num_frequencies: int = 5,
                  hidden_dim: int = 64, num_hidden: int = 3, residual_scale: float = 0.1,
                  detail_frequencies: int = 7, detail_scale: float = 0.02,
                  encoding: str = "fourier", encoding_options: dict | None = None):

@@ -13,7 +13,7 @@ from .image_state import ImageState, pixel_grid_xy, stack_lights
 
 
 class AssetModel(nn.Module):
-    def __init__(self, semi_axes=(0.62, 0.75, 0.55), specular: bool = True, encoding: str = "fourier"):
+    def __init__(self, semi_axes=conventions.PRIOR_SEMI_AXES_METRES, specular: bool = True, encoding: str = "fourier"):
         """``specular=False`` is the Lambertian model of GAN2Shape (ks = 0
         everywhere), the benchmark's ablation. ``encoding`` is the input
         encoding of both fields: "fourier", "triplane" or "hashgrid"

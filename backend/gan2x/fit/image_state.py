@@ -70,7 +70,8 @@ def pseudo_state(target_state: ImageState, yaw: float, pitch: float,
     background as its start; on the target's device."""
     state = ImageState(yaw=yaw, pitch=pitch, towards_light=towards_light,
                        ambient=float(target_state.ambient().detach()),
-                       diffuse=float(target_state.diffuse().detach()))
+                       diffuse=float(target_state.diffuse().detach()),
+                       grid=target_state.background_logit.shape[-1])
     with torch.no_grad():
         state.background_logit.copy_(target_state.background_logit)
     return state.to(target_state.background_logit.device)

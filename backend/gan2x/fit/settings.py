@@ -69,6 +69,17 @@ class FitSettings:
     learning_rates: LearningRates = field(default_factory=LearningRates)
     """The other parameter groups' learning rates (lights, backgrounds,
     cameras, the shape's axes, density, the projection's offsets)."""
+    background_grid: int = 4
+    """Each image's background model: a ``background_grid`` a side grid of
+    linear colours, bilinearly upsampled (fit/image_state.py)."""
+    reach_margin_db: float | None = 2.0
+    """Pseudo samples weigh in exploitation by how far their projection
+    followed the view (``stages.exploration.reach_weights``); None: all 1."""
+    max_beta_metres: float | None = 0.02
+    """Ceiling on the Laplace density's width beta (metres; None: none).
+    Without it the fit learnt beta ~0.12 m on the real DCGAN, a fog whose
+    soft edge let the background model and a shrunken surface stand in for
+    the object (docs/benchmark.md, "Fidelity")."""
     eikonal_weight: float = 0.1
     specular_sparsity_weight: float = 0.0
     """Weight of the mean ks of the surface points seen (an L1 sparsity prior

@@ -3,7 +3,7 @@
 ``load_generator(spec)`` returns an ``nn.Module`` that follows
 ``protocol.Generator``. Spec forms (``SPEC_FORMS``, docs/generators.md):
 
-    synthetic[:faces|objects]   the built-in procedural generator (``KNOWN_SPECS``)
+    synthetic[:faces|objects|detailed] the built-in procedural generator (``KNOWN_SPECS``)
     stylegan2:PATH              a StyleGAN2 checkpoint (NVIDIA pickle, rosinality .pt, gan2x safetensors)
     dcgan:PATH                  a DCGAN generator state dict (PyTorch's DCGAN tutorial architecture)
     torchscript:PATH            a TorchScript module z -> image (sizes from the module or PATH.json)
@@ -16,10 +16,11 @@ from torch import nn
 from .errors import CheckpointFormatError, GeneratorLoadError, UnsafePickleError
 from .protocol import Generator
 
-KNOWN_SPECS = ("synthetic", "synthetic:faces", "synthetic:objects")
+KNOWN_SPECS = ("synthetic", "synthetic:faces", "synthetic:objects", "synthetic:detailed")
 """The built-in spec strings ("synthetic" means "synthetic:faces")."""
 
-SPEC_FORMS = ("synthetic", "synthetic:faces", "synthetic:objects", "stylegan2:PATH", "dcgan:PATH",
+SPEC_FORMS = ("synthetic", "synthetic:faces", "synthetic:objects", "synthetic:detailed",
+              "stylegan2:PATH", "dcgan:PATH",
               "torchscript:PATH", "python:MODULE:CALLABLE")
 """Every form of spec ``load_generator`` accepts."""
 

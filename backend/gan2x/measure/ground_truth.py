@@ -45,22 +45,31 @@ def ground_truth_maps(generator, ws: torch.Tensor) -> dict | None:
 
 
 def shape_metrics(render: dict, truth: dict) -> dict:
-    """SIDE (x 10^-2) and MAD (degrees) of a render at the target camera.
+    """SIDE (x 10^-2) and MAD (degrees) of a render at the target camera, and
+    the MAD of the normals' high-frequency part (``metrics.detail_normal_mad``,
+    over the true mask shrunk by one pixel) with the true detail's own
+    magnitude beside it (``true_detail_normal_degrees``: what a smooth shape
+    scores).
 
     The target camera is frontal (it defines the fit's world frame), so the
     render's world-frame normals are camera-frame normals."""
+    inner = metrics.erode(truth["mask"])
     return {
         "side_x100": 100.0 * metrics.side(render["depth"], truth["depth"], truth["mask"]),
         "mad_degrees": metrics.mean_angle_deviation(render["normal"], truth["normal"], truth["mask"]),
+        "detail_normal_mad_degrees": metrics.detail_normal_mad(render["normal"], truth["normal"], inner),
+        "true_detail_normal_degrees": metrics.detail_normal_magnitude(truth["normal"], inner),
     }
 
 
 def material_metrics(render: dict, truth: dict) -> dict:
-    """Albedo error after a per-channel scale, specular (ks) error and
-    shininess error in log space, at the target view over the true mask."""
+    """Albedo error and PSNR (dB, linear albedo, peak 1) after a per-channel
+    scale, specular (ks) error and shininess error in log space, at the
+    target view over the true mask."""
     mask = truth["mask"]
     return {
         "albedo_error": metrics.scaled_albedo_error(render["albedo"], truth["albedo"], mask),
+        "albedo_psnr_db": metrics.albedo_psnr(render["albedo"], truth["albedo"], mask),
         "specular_error": metrics.mean_absolute_error(render["specular"], truth["specular"], mask),
         "shininess_log_error": metrics.log_shininess_error(render["shininess"], truth["shininess"], mask),
     }

@@ -71,6 +71,94 @@ def scaled_albedo_error(albedo_predicted, albedo_true, mask) -> float:
     return float(np.abs(_np(albedo_predicted)[inside] * scale - _np(albedo_true)[inside]).mean())
 
 
+def albedo_psnr(albedo_predicted, albedo_true, mask) -> float:
+    """PSNR in dB (peak 1) of LINEAR albedo [H, W, 3] over mask [H, W] after
+    ``albedo_scale`` (the per-channel least-squares scale ``scaled_albedo_error``
+    uses): the values compared are linear reflectances in [0, 1], not
+    sRGB-encoded ones (dark albedo weighs as little as it reflects)."""
+    scale = albedo_scale(albedo_predicted, albedo_true, mask)
+    return masked_psnr(_np(albedo_predicted) * scale, albedo_true, mask)
+
+
+DETAIL_SIGMA_FRACTION = 1.0 / 32.0
+"""The detail-normal metric's Gaussian: sigma = this fraction of the image
+side (2 px at 64 px, 4 px at 128 px), so it splits the same physical scale
+at any resolution."""
+
+
+def masked_gaussian_blur(values, mask, sigma: float) -> np.ndarray:
+    """Normalised convolution: the Gaussian (``sigma`` px, truncated at 3
+    sigma, separable) of ``values`` [H, W] or [H, W, C] over mask [H, W],
+    divided by the Gaussian of the mask, so pixels outside the mask neither
+    count nor pull the average towards 0. 0 where no masked pixel is near."""
+    values, weight = _np(values), (_np(mask) > 0.5).astype(np.float64)
+    squeeze = values.ndim == 2
+    if squeeze:
+        values = values[..., None]
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+
+    def blur(image):
+        for axis in (0, 1):
+            padding = [(0, 0)] * image.ndim
+            padding[axis] = (radius, radius)
+            padded = np.pad(image, padding)
+            out = np.zeros_like(image)
+            for k, w in zip(offsets, kernel):
+                out += w * np.take(padded, np.arange(radius + k, radius + k + image.shape[axis]), axis=axis)
+            image = out
+        return image
+
+    numerator = blur(values * weight[..., None])
+    denominator = blur(weight)[..., None]
+    result = np.where(denominator > 1e-9, numerator / np.clip(denominator, 1e-9, None), 0.0)
+    return result[..., 0] if squeeze else result
+
+
+def detail_normals(normals, mask, sigma: float | None = None) -> np.ndarray:
+    """The high-frequency part of unit normals [H, W, 3] (camera frame) over
+    mask [H, W]: each normal expressed in the frame of the minimal rotation
+    that takes its own smoothed normal (``masked_gaussian_blur`` with
+    ``sigma`` px, default ``DETAIL_SIGMA_FRACTION`` x W, renormalised) to +Z.
+    A surface without detail at that scale gives (0, 0, 1) everywhere;
+    [H, W, 3], unit, (0, 0, 1) outside the mask."""
+    mask = _np(mask) > 0.5
+    n = _np(normals)
+    n = n / np.clip(np.linalg.norm(n, axis=-1, keepdims=True), 1e-9, None)
+    if sigma is None:
+        sigma = DETAIL_SIGMA_FRACTION * n.shape[1]
+    smooth = masked_gaussian_blur(n, mask, sigma)
+    smooth = smooth / np.clip(np.linalg.norm(smooth, axis=-1, keepdims=True), 1e-9, None)
+    # Rodrigues: R = I + [v]x + [v]x^2 / (1 + c), v = s x z, c = s . z, applied to n
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(smooth, z)
+    c = np.clip(smooth[..., 2], -1.0 + 1e-6, None)
+    v_cross_n = np.cross(v, n)
+    rotated = n + v_cross_n + np.cross(v, v_cross_n) / (1.0 + c)[..., None]
+    rotated = rotated / np.clip(np.linalg.norm(rotated, axis=-1, keepdims=True), 1e-9, None)
+    return np.where(mask[..., None], rotated, z)
+
+
+def detail_normal_mad(normal_predicted, normal_true, mask, sigma: float | None = None) -> float:
+    """Mean angle in degrees between the ``detail_normals`` of the predicted
+    and the true normals [H, W, 3] (camera frame) over mask [H, W] (pass the
+    eroded object mask): the MAD of the high-frequency part alone. A smooth
+    prediction scores ``detail_normal_magnitude(normal_true)``, the true
+    detail's mean angle; only creases in the right places score lower."""
+    return mean_angle_deviation(detail_normals(normal_predicted, mask, sigma),
+                                detail_normals(normal_true, mask, sigma), mask)
+
+
+def detail_normal_magnitude(normals, mask, sigma: float | None = None) -> float:
+    """Mean angle in degrees of ``detail_normals`` from +Z over mask: how much
+    fine relief normals [H, W, 3] hold (what a smooth prediction scores in
+    ``detail_normal_mad``)."""
+    flat = np.zeros(_np(normals).shape)
+    flat[..., 2] = 1.0
+    return mean_angle_deviation(detail_normals(normals, mask, sigma), flat, mask)
+
+
 def mean_absolute_error(predicted, true, mask) -> float:
     """Mean |predicted - true| over mask [H, W] (maps [H, W] or [H, W, C])."""
     mask = _np(mask) > 0.5

@@ -72,16 +72,24 @@ def _device_of(module) -> torch.device:
 
 
 class LaplaceDensity(nn.Module):
-    """VolSDF density: sigma(s) = (1 / beta) * LaplaceCDF(-s; beta). beta in metres."""
+    """VolSDF density: sigma(s) = (1 / beta) * LaplaceCDF(-s; beta). beta in metres.
 
-    def __init__(self, initial_beta: float = 0.02, minimum_beta: float = 0.002):
+    ``maximum_beta`` (None: no ceiling) caps the learnt sharpness: left free,
+    a fit can blur the image by turning the surface into a fog many
+    centimetres deep, which no mesh can reproduce (docs/benchmark.md,
+    "Fidelity")."""
+
+    def __init__(self, initial_beta: float = 0.02, minimum_beta: float = 0.002,
+                 maximum_beta: float | None = None):
         super().__init__()
         self.log_beta = nn.Parameter(torch.tensor(float(initial_beta)).log())
         self.minimum_beta = minimum_beta
+        self.maximum_beta = maximum_beta
 
     @property
     def beta(self) -> torch.Tensor:
-        return self.log_beta.exp() + self.minimum_beta
+        beta = self.log_beta.exp() + self.minimum_beta
+        return beta if self.maximum_beta is None else beta.clamp(max=self.maximum_beta)
 
     def forward(self, signed_distance: torch.Tensor) -> torch.Tensor:
         beta = self.beta

@@ -73,8 +73,10 @@ class FitContext:
                 torch.manual_seed(settings.seed)
                 model = AssetModel(specular=settings.shading == "phong", encoding=settings.encoding)
         model.to(device)
+        model.density.maximum_beta = settings.max_beta_metres
         target_rgb = ((target_image + 1.0) / 2.0).clamp(0, 1).permute(1, 2, 0).reshape(-1, 3)
-        target_state = ImageState(camera_fixed=True, background_rgb=linear_corner_colour(target_image)).to(device)
+        target_state = ImageState(camera_fixed=True, background_rgb=linear_corner_colour(target_image),
+                                  grid=settings.background_grid).to(device)
         return cls(generator=generator, target_ws=target_ws, target_rgb=target_rgb,
                    resolution=target_image.shape[-1], settings=settings, model=model, target_state=target_state,
                    rng=rng, noise=noise, features=features, progress=progress, snapshot=snapshot)
@@ -92,11 +94,12 @@ class FitContext:
         return guarded_step(optimiser, loss, self.skipped)
 
     def photometric_step(self, states: list[ImageState], images_rgb: torch.Tensor, shape_grad: bool,
-                         coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None):
+                         coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None,
+                         image_weights: torch.Tensor | None = None):
         """``photometric.photometric_step`` with this fit's model, settings and random generators."""
         return photometric_step(self.model, states, images_rgb, self.resolution, self.settings, self.rng,
                                 self.noise, shape_grad, coarse_sdf=coarse_sdf, trainable=trainable,
-                                features=features)
+                                features=features, image_weights=image_weights)
 
 
 def linear_corner_colour(image: torch.Tensor) -> tuple[float, float, float]:

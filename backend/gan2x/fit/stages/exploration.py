@@ -45,6 +45,28 @@ class Exploration:
     rendered or searched."""
     record: dict
     """The history entry."""
+    weights: torch.Tensor | None = None
+    """[N] each sample's weight in exploitation (None: 1 each):
+    ``reach_weights``, so a projection that stayed near the target's own
+    view does not teach the fit that a turned view looks frontal."""
+
+
+def reach_weights(projected: torch.Tensor, pseudo_images: torch.Tensor, target_image: torch.Tensor,
+                  margin_db: float) -> tuple[torch.Tensor, list[float], list[float]]:
+    """Weights [N] in [0, 1] of projected samples [N, 3, R, R] from how far
+    each projection followed its render (pseudo_images [N, 3, R, R]) rather
+    than staying at the target (target_image [3, R, R]; all in [-1, 1]):
+    with ``d = PSNR(G(w'), render) - PSNR(G(w'), target)`` in dB, the weight
+    is ``clip(0.5 + d / margin_db, 0, 1)``: 1 once the projection is
+    ``margin_db / 2`` closer to its render, 0 once it is that much closer to
+    the target. Also returns both PSNR lists."""
+    def psnr(a, b):
+        error = ((a - b) / 2).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+        return -10 * torch.log10(error)
+    to_render = psnr(projected, pseudo_images)
+    to_target = psnr(projected, target_image[None].expand_as(projected))
+    weights = (0.5 + (to_render - to_target) / margin_db).clamp(0.0, 1.0)
+    return weights, to_render.tolist(), to_target.tolist()
 
 
 def no_exploration(fit: FitContext) -> Exploration:
@@ -89,7 +111,13 @@ def explore(fit: FitContext, stage: int, coarse) -> Exploration:
                                         offset_weight=settings.offset_weight, on_step=lambda _: fit.tick(name),
                                         feature_loss=features.loss if features is not None else None,
                                         feature_weight=settings.feature_weight, record=record)
-    return Exploration(states, projected, pseudo_images, yaws, record)
+    weights = None
+    if settings.reach_margin_db is not None:
+        target_image = fit.target_rgb.reshape(fit.resolution, fit.resolution, 3).permute(2, 0, 1) * 2 - 1
+        weights, to_render, to_target = reach_weights(projected, pseudo_images, target_image,
+                                                      settings.reach_margin_db)
+        record["reach_weights"] = [round(float(w), 4) for w in weights]
+    return Exploration(states, projected, pseudo_images, yaws, record, weights)
 
 
 def sample_pseudo_states(target_state: ImageState, settings: FitSettings,

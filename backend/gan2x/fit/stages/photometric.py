@@ -15,7 +15,7 @@ from ..settings import FitSettings
 def photometric_step(model: AssetModel, states: list[ImageState], images_rgb: torch.Tensor,
                      resolution: int, settings: FitSettings, rng: torch.Generator, noise: torch.Generator,
                      shape_grad: bool, coarse_sdf=None, trainable: list | None = None,
-                     features: FitFeatureLoss | None = None):
+                     features: FitFeatureLoss | None = None, image_weights: torch.Tensor | None = None):
     """One loss evaluation on a random subset of pixels of every image.
     images_rgb [B, R*R, 3] sRGB-encoded in [0, 1]. Returns (loss, terms):
     the terms are detached 0-d tensors, left on the device (``read_back``
@@ -24,7 +24,9 @@ def photometric_step(model: AssetModel, states: list[ImageState], images_rgb: to
     parameters that learn (default: all of them); the others keep their
     ``requires_grad``. ``features`` (fit/features.py): adds the weighted
     discriminator feature distance of each image's composite (term
-    ``features``) on the steps it computes one."""
+    ``features``) on the steps it computes one. ``image_weights`` [B-1]:
+    the pseudo samples' weights (default 1 each); the target's is
+    ``settings.target_weight``."""
     device = images_rgb.device
     count = len(states)
     pixel_ids = torch.stack([torch.randperm(resolution * resolution, generator=rng)[:settings.rays_per_image]
@@ -36,6 +38,8 @@ def photometric_step(model: AssetModel, states: list[ImageState], images_rgb: to
                               coarse_sdf=coarse_sdf)
     expected = torch.gather(images_rgb, 1, pixel_ids[..., None].expand(-1, -1, 3))
     weights = torch.ones(count, device=device)
+    if image_weights is not None:
+        weights[1:] = image_weights.to(device)
     weights[0] = settings.target_weight
     per_image = (out["rgb"] - expected).abs().mean(dim=(1, 2))
     photometric = (per_image * weights).sum() / weights.sum()

@@ -35,7 +35,7 @@ from .shapes import (CATEGORIES, ParamSpec, SyntheticScene, fast_implicit, fibon
 
 Tensor = torch.Tensor
 
-_CATEGORY_SEEDS = {"faces": 20221, "objects": 20222}
+_CATEGORY_SEEDS = {"faces": 20221, "objects": 20222, "detailed": 20223}
 ROLE_LAYERS = {"view": (0, 2), "shape": (2, 4), "material": (4, 6)}
 """Which style layers (ws[:, a:b]) each role of parameters reads."""
 
@@ -79,7 +79,8 @@ class SyntheticGenerator(nn.Module):
     """Procedural differentiable generator with ground truth (see module doc).
 
     Args:
-        category: "faces" or "objects".
+        category: "faces", "objects" or "detailed" (faces with fine relief,
+            paint and gloss: shapes.DetailedCategory).
         resolution: output side R in pixels.
         supersample: S, rays per pixel side (S x S averaged for the image).
         march_steps, bisections: ray-marching precision.
@@ -340,6 +341,9 @@ class SyntheticGenerator(nn.Module):
         with torch.no_grad():
             frozen = scene.detach()
             low, high = modulation_bounds(frozen, self.sphere_dirs)
+            margin = getattr(self.template, "shell_margin", 0.0)
+            if margin:  # narrow bumps may fall between the sampled directions
+                low, high = low - margin, high + margin
             o, d = origins.detach(), dirs.detach()
             outer = frozen.axes * (high * 1.03 + 0.005)[:, None]
             t_near, t_far, meets = raycast.intersect_ellipsoid(o, d, outer)

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .raycast import orbit_world_from_camera
+from .raycast import compact, orbit_world_from_camera
 
 Tensor = torch.Tensor
 
@@ -61,6 +61,9 @@ class SyntheticScene:
         radius_min [B], radius_max [B]
                                min / max of R(u) over 2000 directions
                                (radius_max <= 0.9, hence R <= 0.92 everywhere)
+        detail_from            int: bumps [detail_from:] are fine relief
+                               (0: none), which the ray marcher evaluates
+                               only near the surface (``fast_implicit``)
     Materials (functions of the direction u, see ``material``):
         base_albedo [B, 3] linear, base_specular [B] (ks), base_shininess [B]
         patch_dirs [B, M, 3], patch_kappa [B, M], patch_strength [B, M],
@@ -96,6 +99,9 @@ class SyntheticScene:
     background_angle: Tensor
     radius_min: Tensor
     radius_max: Tensor
+    detail_from: int = 0
+    """Bumps from this index on are fine relief (``DetailedCategory``), of
+    modulation below ``DETAIL_BOUND`` in magnitude; 0: none (faces, objects)."""
 
     # -- bookkeeping --
     @property
@@ -205,12 +211,23 @@ def fast_implicit(scene: "SyntheticScene") -> Callable[[Tensor], Tensor]:
     """g(points) of a (frozen) scene for ray marching: no autograd, points in
     the channels-first layout [B, 3, N] (reductions over the 3 coordinates
     vectorise over N), fused in-place kernels, constants precomputed -> [B, N].
-    Uses E(u) = |p| / sqrt(q(p)) with q(p) = sum_i p_i^2 / a_i^2."""
+    Uses E(u) = |p| / sqrt(q(p)) with q(p) = sum_i p_i^2 / a_i^2.
+
+    With fine relief (``scene.detail_from`` > 0) the relief's bumps are
+    evaluated only at points where the rest of the surface gives
+    ``|g| <= DETAIL_BOUND * E``: elsewhere the relief (modulation below
+    ``DETAIL_BOUND``) cannot change g's sign, and the marcher reads only
+    signs, so it finds the whole surface's crossings (the same hits; roots
+    equal up to float rounding, ~1e-6 m), at about half the cost."""
     axes = scene.axes.detach()
     inv_a2 = axes.reciprocal().square()[:, :, None]                      # [B, 3, 1]
     kappa = scene.bump_kappa.detach()
     kc_aug = torch.cat([kappa[..., None] * scene.bump_dirs.detach(), -kappa[..., None]], -1)  # [B, K, 4]
     height = scene.bump_height.detach()[:, None, :]                      # [B, 1, K]
+    split = int(scene.detail_from)
+    if split:
+        kc_detail, height_detail = kc_aug[:, split:], height[:, :, split:]
+        kc_aug, height = kc_aug[:, :split], height[:, :, :split]
 
     @torch.no_grad()
     def implicit(points: Tensor) -> Tensor:
@@ -224,7 +241,16 @@ def fast_implicit(scene: "SyntheticScene") -> Callable[[Tensor], Tensor]:
         bumps = torch.bmm(kc_aug, u_aug).clamp_(min=EXP_FLOOR).exp_()   # [B, K, n]
         modulation = torch.bmm(height, bumps)[:, 0].add_(1.0)
         ellipsoid = r2.div(q).sqrt_()
-        return r2.sqrt_().sub_(ellipsoid.mul_(modulation))
+        if not split:
+            return r2.sqrt_().sub_(ellipsoid.mul_(modulation))
+        g = r2.sqrt_().sub_(ellipsoid * modulation)
+        index, valid = compact(g.abs() <= DETAIL_BOUND * ellipsoid)
+        if index.shape[1]:
+            u_near = torch.gather(u_aug, 2, index[:, None, :].expand(-1, 4, -1))
+            detail = torch.bmm(height_detail, torch.bmm(kc_detail, u_near).clamp_(min=EXP_FLOOR).exp_())[:, 0]
+            near = torch.gather(g, 1, index) - torch.gather(ellipsoid, 1, index) * detail
+            g.scatter_(1, index, torch.where(valid, near, torch.gather(g, 1, index)))
+        return g
 
     return implicit
 
@@ -557,3 +583,225 @@ class ObjectCategory:
 
 CATEGORIES = {"faces": FaceCategory, "objects": ObjectCategory}
 
+
+
+# --- the detailed category ------------------------------------------------------------
+
+DETAIL_SEED = 20230
+"""Seed of the detailed category's fixed banks of candidate positions (the
+'architecture'; which candidates show, how strongly, in which colour, comes
+from the latent)."""
+WRINKLES = 4                  # forehead creases
+WRINKLE_DENTS = 25            # dents per crease (a chain: the groove)
+WRINKLE_KAPPA = 1100.0        # dent width ~ 1 / sqrt(kappa) = 0.030 rad
+CROW_LINES = 3                # crow's-feet lines per eye
+CROW_DENTS = 5
+FOLD_DENTS = 9                # nasolabial fold, per side
+FOLD_KAPPA = 1300.0
+RELIEF_BUMPS = 64             # bank of small bumps / dents (moles, warts, pits)
+FRECKLES = 64                 # bank of freckle positions (cheeks, nose)
+PORES = 40                    # bank of pore positions (nose, cheeks; show from ~128 px)
+STRIPES = 2                   # face-paint stripes per side
+STRIPE_PATCHES = 12
+STRIPE_KAPPA = 3000.0
+MARKS = 8                     # bank of small printed glossy marks
+SHEEN_SPOTS = 16              # bank of glossy (oily) spots: ks and shininess only
+_CHAIN_OVERLAP = 1.0 / 1.7    # a chain of Gaussians at these spacings sums to ~1.7x one dent
+DETAIL_BOUND = 0.1
+"""Bound on |the fine relief's modulation| (relative radius; it stays below
+~0.05: tests/backend/test_synthetic_generator.py checks 0.08 on dense
+directions), used by ``fast_implicit`` to skip the relief away from the surface."""
+
+
+def _bank(rng, n, az_range, el_range, kappa_range) -> np.ndarray:
+    """n rows (azimuth deg, elevation deg, kappa) drawn uniformly in the
+    ranges (kappa log-uniform): a fixed bank of candidate positions."""
+    az = rng.uniform(*az_range, n)
+    el = rng.uniform(*el_range, n)
+    kappa = np.exp(rng.uniform(math.log(kappa_range[0]), math.log(kappa_range[1]), n))
+    return np.stack([az, el, kappa], 1)
+
+
+def _chain(az0: Tensor, el0: Tensor, az1: Tensor, el1: Tensor, n: int) -> Tensor:
+    """n unit directions [B, n, 3] evenly between (az0, el0) and (az1, el1)
+    (radians, [B] each), linear in azimuth and elevation."""
+    t = torch.linspace(0.0, 1.0, n, dtype=az0.dtype, device=az0.device)
+    az = az0[:, None] + (az1 - az0)[:, None] * t
+    el = el0[:, None] + (el1 - el0)[:, None] * t
+    return _direction(az, el)
+
+
+def _taper(n: int, like: Tensor) -> Tensor:
+    """[n] weights, 1 in the middle of a chain and ~0.4 at its ends (creases fade out)."""
+    t = torch.linspace(-1.0, 1.0, n, dtype=like.dtype, device=like.device)
+    return 1.0 - 0.6 * t * t
+
+
+class DetailedCategory(FaceCategory):
+    """``synthetic:detailed``: the heads of ``faces`` (same features, own
+    mapping) with fine detail a smooth shape cannot reproduce.
+
+    Relief (vMF dents and bumps of the star-shaped surface, so the
+    ground-truth normals and the shading carry them): four forehead
+    wrinkles (chains of narrow dents, each a groove), crow's feet at the
+    eyes' outer corners, nasolabial folds, and a bank of small bumps and
+    dents (moles, warts, pits). Albedo: freckles (sparse, from a bank on the
+    cheeks and nose), pores (small dark dots, sub-pixel at 64 px), face-paint
+    stripes (two a side, sharp-edged, their own colour, gloss and
+    shininess), small printed glossy marks with sharp edges. Specular: the
+    stripes and marks carry their own ks and Phong exponent, matte freckles,
+    and a bank of oily spots (skin albedo, high ks and shininess). The
+    relief reads the shape layers, the paint the material layers, as in
+    ``faces``; the detail is not left-right symmetric (freckles, bumps,
+    marks)."""
+
+    name = "detailed"
+    shell_margin = 0.04
+    """Extra relative margin of the ray caster's bounding shells: the narrow
+    bumps can fall between the 2000 directions the bounds are sampled on."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.RandomState(DETAIL_SEED)
+        self.relief_bank = _bank(rng, RELIEF_BUMPS, (-60.0, 60.0), (-35.0, 42.0), (1500.0, 4000.0))
+        self.freckle_bank = _bank(rng, FRECKLES, (-42.0, 42.0), (-16.0, 9.0), (2000.0, 5000.0))
+        self.pore_bank = _bank(rng, PORES, (-30.0, 30.0), (-12.0, 6.0), (10000.0, 14000.0))
+        self.mark_bank = _bank(rng, MARKS, (-45.0, 45.0), (-30.0, 38.0), (3500.0, 6000.0))
+        self.sheen_bank = _bank(rng, SHEEN_SPOTS, (-40.0, 40.0), (-20.0, 40.0), (600.0, 1500.0))
+
+    def param_specs(self) -> list[ParamSpec]:
+        return super().param_specs() + [
+            # relief (shape layers)
+            ParamSpec("wrinkle_elevation", 1, "shape", "lin", 17.0, 21.0),      # deg, lowest crease
+            ParamSpec("wrinkle_spacing", 1, "shape", "lin", 8.0, 10.0),         # deg between creases
+            ParamSpec("wrinkle_halfwidth", 1, "shape", "lin", 22.0, 34.0),      # deg of azimuth
+            ParamSpec("wrinkle_depth", WRINKLES, "shape", "lin", 0.018, 0.032),  # relative radius
+            ParamSpec("wrinkle_wave", 2, "shape", "lin", (0.0, -math.pi), (2.5, math.pi)),
+            ParamSpec("crow_depth", 1, "shape", "lin", 0.014, 0.024),
+            ParamSpec("crow_spread", 1, "shape", "lin", 18.0, 30.0),            # deg between lines
+            ParamSpec("fold_depth", 1, "shape", "lin", 0.018, 0.03),
+            ParamSpec("fold_offset", 2, "shape", "lin", -2.0, 2.0),             # deg (az, el)
+            ParamSpec("relief_height", RELIEF_BUMPS, "shape", "lin", -1.0, 1.0),
+            # paint and gloss (material layers)
+            ParamSpec("freckle_amount", 1, "material", "lin", 0.3, 1.0),
+            ParamSpec("freckle_strength", FRECKLES, "material", "lin", 0.0, 1.0),
+            ParamSpec("freckle_tint", 3, "material", "lin", (0.40, 0.30, 0.25), (0.65, 0.50, 0.45)),
+            ParamSpec("pore_strength", PORES, "material", "lin", 0.0, 1.0),
+            ParamSpec("stripe_albedo", 3 * STRIPES, "material", "lin", *ALBEDO_RANGE),
+            ParamSpec("stripe_strength", STRIPES, "material", "log", 30.0, 300.0),
+            ParamSpec("stripe_specular", STRIPES, "material", "lin", 0.0, 0.8),
+            ParamSpec("stripe_shininess", STRIPES, "material", "log", 10.0, 300.0),
+            ParamSpec("stripe_offset", 4, "material", "lin", -4.0, 4.0),        # deg: start az, el, end az, el
+            ParamSpec("mark_albedo", 3, "material", "lin", *ALBEDO_RANGE),
+            ParamSpec("mark_strength", MARKS, "material", "lin", 0.0, 1.0),
+            ParamSpec("mark_specular", 1, "material", "lin", 0.5, 0.9),
+            ParamSpec("mark_shininess", 1, "material", "log", 100.0, 400.0),
+            ParamSpec("sheen_strength", SHEEN_SPOTS, "material", "lin", 0.0, 1.0),
+            ParamSpec("sheen_specular", 1, "material", "lin", 0.4, 0.9),
+            ParamSpec("sheen_shininess", 1, "material", "log", 60.0, 300.0),
+        ]
+
+    def build(self, p: dict[str, Tensor]) -> dict[str, Tensor]:
+        built = super().build(p)
+        deg = math.pi / 180.0
+        ref = p["axes"]
+        B = ref.shape[0]
+        bank = lambda rows: ref.new_tensor(rows)
+        sparse = lambda t, power: t.clamp(0.0, 1.0) ** power   # most small, a few strong
+
+        # --- relief: dents and bumps of the surface -----------------------------------
+        dirs, kappas, heights = [], [], []
+
+        def per_item(v: Tensor, n: int) -> Tensor:
+            """A scalar, a [B] (one per sample), a [1, n] or a [B, n] tensor as [B, n]."""
+            return v[:, None].expand(B, n) if v.dim() == 1 else v.expand(B, n)
+
+        def add_bumps(d, kappa, height):
+            n = d.shape[1]
+            dirs.append(d.expand(B, n, 3))
+            kappas.append(per_item(kappa, n))
+            heights.append(per_item(height, n))
+
+        # forehead wrinkles: horizontal grooves, gently waving
+        half = p["wrinkle_halfwidth"][:, 0] * deg
+        amplitude, phase = p["wrinkle_wave"][:, 0] * deg, p["wrinkle_wave"][:, 1]
+        t = torch.linspace(-1.0, 1.0, WRINKLE_DENTS, dtype=ref.dtype, device=ref.device)
+        taper = _taper(WRINKLE_DENTS, ref)
+        for i in range(WRINKLES):
+            az = half[:, None] * t
+            el = (p["wrinkle_elevation"][:, 0] + i * p["wrinkle_spacing"][:, 0])[:, None] * deg \
+                + amplitude[:, None] * torch.sin(3.0 * az + phase[:, None] + i)
+            depth = p["wrinkle_depth"][:, i:i + 1] * _CHAIN_OVERLAP * taper
+            add_bumps(_direction(az, el), ref.new_tensor(WRINKLE_KAPPA), -depth)
+        # crow's feet: short lines fanning out from each eye's outer corner
+        spread = p["crow_spread"][:, 0] * deg
+        corner_az, corner_el = 24.0 * deg, 9.0 * deg
+        for j in range(CROW_LINES):
+            angle = (j - (CROW_LINES - 1) / 2.0) * spread
+            start_az = torch.full_like(angle, corner_az)
+            lines = _chain(start_az, torch.full_like(angle, corner_el),
+                           start_az + 11.0 * deg * torch.cos(angle), corner_el + 11.0 * deg * torch.sin(angle),
+                           CROW_DENTS)
+            depth = (p["crow_depth"] * _CHAIN_OVERLAP * 1.3) * _taper(CROW_DENTS, ref)
+            add_bumps(torch.cat([lines, _mirror(lines)], 1), ref.new_tensor(1600.0), -depth.repeat(1, 2))
+        # nasolabial folds: from the nose wing down to beside the mouth corner
+        d_az, d_el = p["fold_offset"][:, 0] * deg, p["fold_offset"][:, 1] * deg
+        fold = _chain(6.5 * deg + d_az, -6.0 * deg + d_el, 12.0 * deg + d_az, -24.0 * deg + d_el, FOLD_DENTS)
+        depth = (p["fold_depth"] * _CHAIN_OVERLAP) * _taper(FOLD_DENTS, ref)
+        add_bumps(torch.cat([fold, _mirror(fold)], 1), ref.new_tensor(FOLD_KAPPA), -depth.repeat(1, 2))
+        # small bumps and dents: h = 0.03 x |x|, x in [-1, 1]
+        relief = bank(self.relief_bank)
+        add_bumps(_direction(relief[:, 0] * deg, relief[:, 1] * deg)[None],
+                  relief[:, 2][None], 0.03 * p["relief_height"] * p["relief_height"].abs())
+
+        built["detail_from"] = built["bump_dirs"].shape[1]
+        built["bump_dirs"] = torch.cat([built["bump_dirs"]] + dirs, 1)
+        built["bump_kappa"] = torch.cat([built["bump_kappa"]] + kappas, 1)
+        built["bump_height"] = torch.cat([built["bump_height"]] + heights, 1)
+
+        # --- paint and gloss: more material patches --------------------------------------
+        skin = built["base_albedo"]
+        ks0, n0 = built["base_specular"], built["base_shininess"]
+        patches = [(built["patch_dirs"], built["patch_kappa"], built["patch_strength"],
+                    built["patch_albedo"], built["patch_specular"], built["patch_shininess"])]
+
+        def add(d, kappa, strength, albedo, ks, shin):
+            n = d.shape[1]
+            albedo = albedo if albedo.dim() == 3 else albedo[:, None, :].expand(B, n, 3)
+            patches.append((d.expand(B, n, 3), per_item(kappa, n), per_item(strength, n), albedo,
+                            per_item(ks, n), per_item(shin, n)))
+
+        on_bank = lambda rows: _direction(rows[:, 0] * deg, rows[:, 1] * deg)[None]
+        # freckles: matte, darker skin; sparse strengths up to 40
+        freckles = bank(self.freckle_bank)
+        add(on_bank(freckles), freckles[:, 2][None],
+            40.0 * sparse(p["freckle_strength"] * p["freckle_amount"], 3),
+            _clamp_albedo(skin * p["freckle_tint"]), torch.full_like(ks0, 0.02), n0)
+        # pores: tiny dark dots
+        pores = bank(self.pore_bank)
+        add(on_bank(pores), pores[:, 2][None], 6.0 * sparse(p["pore_strength"], 2),
+            _clamp_albedo(skin * 0.6), ks0, n0)
+        # face-paint stripes across the cheeks (mirrored), each a chain of sharp-edged patches
+        off = p["stripe_offset"] * deg
+        stripe_albedo = p["stripe_albedo"].reshape(B, STRIPES, 3)
+        for k in range(STRIPES):
+            drop = -7.0 * k * deg
+            line = _chain(14.0 * deg + off[:, 0], -3.0 * deg + drop + off[:, 1],
+                          44.0 * deg + off[:, 2], -10.0 * deg + drop + off[:, 3], STRIPE_PATCHES)
+            add(torch.cat([line, _mirror(line)], 1), ref.new_tensor(STRIPE_KAPPA),
+                p["stripe_strength"][:, k], stripe_albedo[:, k], p["stripe_specular"][:, k],
+                p["stripe_shininess"][:, k])
+        # small printed glossy marks with sharp edges
+        marks = bank(self.mark_bank)
+        add(on_bank(marks), marks[:, 2][None], 400.0 * sparse(p["mark_strength"], 2),
+            p["mark_albedo"], p["mark_specular"][:, 0], p["mark_shininess"][:, 0])
+        # oily spots: skin albedo, glossy
+        sheen = bank(self.sheen_bank)
+        add(on_bank(sheen), sheen[:, 2][None], 6.0 * sparse(p["sheen_strength"], 2),
+            skin, p["sheen_specular"][:, 0], p["sheen_shininess"][:, 0])
+
+        built.update(_stack_patches(patches))
+        return built
+
+
+CATEGORIES["detailed"] = DetailedCategory
