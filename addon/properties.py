@@ -9,7 +9,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
 
 from .blender.material import AO_STRENGTH_DEFAULT, AO_STRENGTH_DESCRIPTION
 
-KNOWN_GENERATORS = ("synthetic", "synthetic:faces", "synthetic:objects")
+KNOWN_GENERATORS = ("synthetic", "synthetic:faces", "synthetic:objects", "synthetic:detailed")
 """Offered before the backend's capabilities are known; it may list more."""
 
 _generators_seen = list(KNOWN_GENERATORS)
@@ -41,7 +41,8 @@ class GAN2X_PG_scene_settings(bpy.types.PropertyGroup):
         default='SAMPLE')
     generator: StringProperty(
         name="Generator", default="synthetic:faces", search=_search_generators,
-        description="Generator spec, as the backend lists it (synthetic, synthetic:faces, synthetic:objects)")
+        description="Generator spec, as the backend lists it (synthetic, synthetic:faces, synthetic:objects, "
+                    "synthetic:detailed)")
     seed: IntProperty(name="Seed", default=2, min=0, description="The sample's seed")
     truncation: FloatProperty(
         name="Truncation", default=1.0, min=0.0, max=2.0,

@@ -133,7 +133,12 @@ def _print_metrics(metrics: dict):
         print(f"  inversion PSNR vs photo: {metrics['inversion_psnr_db']:.2f} dB "
               f"(first stage's w or z alone: {metrics['inversion_w_psnr_db']:.2f} dB)")
     print(f"  re-render PSNR vs target: {metrics['rerender_psnr_db']:.2f} dB, "
-          f"SSIM {metrics.get('rerender_ssim', float('nan')):.3f} (whole image)")
+          f"SSIM {metrics.get('rerender_ssim', float('nan')):.3f} (the exported asset, whole image; "
+          f"the fields: {metrics.get('fields_rerender_psnr_db', float('nan')):.2f} dB)")
+    if "region_psnr_db" in metrics:
+        print(f"  the asset alone over grey, in the prior's silhouette: {metrics['region_psnr_db']:.2f} dB, "
+              f"covering {100 * metrics['region_coverage']:.1f}% of it ({100 * metrics['mask_coverage']:.1f}% "
+              f"of the image)")
     if "projection_target_psnr_db" in metrics:
         count = len(metrics.get("projection_target_psnr_db_each", []))
         fidelity = (f"G(w') vs its render {metrics['projection_fidelity_psnr_db']:.2f} dB, "
@@ -153,6 +158,9 @@ def _print_metrics(metrics: dict):
         print(f"  albedo PSNR (scaled, linear) {metrics['albedo_psnr_db']:.2f} dB, detail-normal MAD "
               f"{metrics['detail_normal_mad_degrees']:.2f} deg (a smooth shape: "
               f"{metrics['true_detail_normal_degrees']:.2f})")
+    if "asset_albedo_psnr_db" in metrics:
+        print(f"  the exported textures: albedo PSNR {metrics['asset_albedo_psnr_db']:.2f} dB, albedo error "
+              f"{metrics['asset_albedo_error']:.4f}, detail-normal MAD {metrics['asset_detail_normal_mad_degrees']:.2f} deg")
 
 
 def command_fit(args) -> int:

@@ -20,7 +20,7 @@ from .conventions import unit_rgb_from_generator
 from .evaluation.consistency import (CONSISTENCY, ConsistencyResult, novel_view_consistency, projection_reach,
                                      scaled_consistency_settings)
 from .export.asset import BuiltAsset, ImageBakeInput, build_asset, write_built_asset
-from .export.mesh_render import composite_srgb, render_asset
+from .export.mesh_render import composite_srgb, render_asset, surface_maps
 from .export.bundle import CameraSpec, LightSpec
 from .export.report import Panel, Section, compose_report
 from .fit.asset_model import AssetModel
@@ -293,6 +293,7 @@ def _fit_and_export(generator, target_ws: torch.Tensor, target_image: torch.Tens
     if ground_truth is not None:
         fit_metrics.update(ground_truth_metrics(fields_render, result.model, result.target_state, generator,
                                                 target_ws, ground_truth, settings.sampling))
+        fit_metrics.update(views.material_metrics(ground_truth))
         fit_metrics["ellipsoid_prior"] = prior_metrics
     timings["evaluation"] = time.perf_counter() - start
 
@@ -558,6 +559,19 @@ class AssetViews:
         turned = pseudo_state(state, math.radians(yaw_degrees), 0.0,
                               towards_light=[float(v) for v in state.towards_light().detach().cpu()])
         return self.over_grey(turned)["rgb"]
+
+    def material_metrics(self, truth: dict) -> dict:
+        """The exported textures against the built-in generator's truth
+        (``measure.ground_truth.ground_truth_maps``) in the target view, over
+        the true mask shrunk by one pixel where the asset covers:
+        ``asset_albedo_psnr_db``, ``asset_albedo_error`` (after the
+        per-channel scale) and ``asset_detail_normal_mad_degrees`` (the
+        normal map included)."""
+        maps = surface_maps(self.asset.mesh, self.asset.textures, self.camera)
+        inner = metrics.erode(truth["mask"]) & maps["covered"]
+        return {"asset_albedo_psnr_db": metrics.albedo_psnr(maps["albedo"], truth["albedo"], inner),
+                "asset_albedo_error": metrics.scaled_albedo_error(maps["albedo"], truth["albedo"], inner),
+                "asset_detail_normal_mad_degrees": metrics.detail_normal_mad(maps["normal"], truth["normal"], inner)}
 
     def region_metrics(self, state: ImageState, target_rgb: torch.Tensor) -> dict:
         """The fidelity figure counted over a fixed region (docs/benchmark.md,

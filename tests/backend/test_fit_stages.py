@@ -164,8 +164,31 @@ def test_exploration_projects_rendered_pseudo_samples(sample):
     assert not _changed(fit.model, before)                      # nothing of the asset learns here
     assert len(explored.states) == 2 and explored.projected.shape == explored.pseudo_images.shape == (2, 3, 16, 16)
     assert len(explored.yaws_degrees) == 2 and all(abs(y) <= 30.0 for y in explored.yaws_degrees)
-    assert set(explored.record) == {"stage", "step", "exploration", "projection_l1"}
+    assert set(explored.record) == {"stage", "step", "exploration", "projection_l1", "reach_weights"}
+    assert explored.weights.shape == (2,) and ((explored.weights >= 0) & (explored.weights <= 1)).all()
+    assert explored.record["reach_weights"] == [round(w, 4) for w in explored.weights.tolist()]
     assert [c[0] for c in calls] == ["stage 1: exploration"] * 2
+
+
+def test_reach_weights_favour_projections_that_follow_their_render():
+    from gan2x.fit.stages.exploration import reach_weights
+
+    target = torch.zeros(3, 8, 8)
+    render = torch.full((2, 3, 8, 8), 0.5)
+    projected = torch.stack([render[0] - 0.02, target + 0.02])  # the first followed its render, the second did not
+    weights, to_render, to_target = reach_weights(projected, render, target, margin_db=2.0)
+    assert weights.tolist() == [1.0, 0.0]
+    assert to_render[0] > to_target[0] and to_target[1] > to_render[1]  # tensors [N]
+    same = reach_weights(render, render, render[0], margin_db=2.0)[0]  # as close to both: half weight
+    assert torch.allclose(same, torch.full((2,), 0.5))
+
+
+def test_the_density_ceiling_caps_beta():
+    from gan2x.render.volume import LaplaceDensity
+
+    density = LaplaceDensity(initial_beta=0.2, maximum_beta=0.02)
+    assert float(density.beta) == pytest.approx(0.02)
+    assert float(LaplaceDensity(initial_beta=0.2).beta) == pytest.approx(0.202)
 
 
 def test_exploration_by_style_mixing_projects_nothing(sample):
@@ -192,7 +215,9 @@ def test_exploitation_changes_shape_materials_and_the_pseudo_cameras_not_the_tar
     pseudo_before = [_values(s) for s in explored.states]
     entry = exploit(fit, 0, explored)
     changed = _changed(fit.model, model_before)
-    assert {name.split(".")[0] for name in changed} == {"sdf", "materials", "density"}
+    # the density's width starts above its ceiling (FitSettings.max_beta_metres), so it stays there
+    assert {name.split(".")[0] for name in changed} == {"sdf", "materials"}
+    assert float(fit.model.density.beta) == pytest.approx(fit.settings.max_beta_metres)
     assert "sdf.log_semi_axes" in changed
     assert "yaw" not in _changed(fit.target_state, target_before)
     assert all({"yaw", "pitch"} <= _changed(s, b) for s, b in zip(explored.states, pseudo_before))

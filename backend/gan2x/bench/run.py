@@ -92,6 +92,8 @@ REPORTED = (
     ("true_detail_normal_degrees", "true detail deg", "{:.2f}"),
     ("albedo_error", "albedo err", "{:.4f}"),
     ("albedo_psnr_db", "albedo dB", "{:.2f}"),
+    ("asset_albedo_psnr_db", "asset albedo dB", "{:.2f}"),
+    ("asset_detail_normal_mad_degrees", "asset detail MAD deg", "{:.2f}"),
     ("specular_error", "ks err", "{:.4f}"),
     ("shininess_log_error", "log n err", "{:.3f}"),
     ("relight_psnr_db", "relight dB", "{:.2f}"),
@@ -148,6 +150,7 @@ def evaluate_sample(generator, seed: int, row: str, settings: FitSettings, devic
             values["consistency_seconds"] = check.seconds
         if truth is not None:
             values.update(ground_truth_metrics(render, model, state, generator, ws, truth, settings.sampling))
+            values.update(views.material_metrics(truth))
         records.append(values)
 
     start = time.perf_counter()

@@ -93,6 +93,30 @@ def render_asset(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec
     return {"radiance": radiance.astype(np.float32), "coverage": coverage.astype(np.float32)}
 
 
+def surface_maps(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec, size: int | None = None) -> dict:
+    """What the camera sees of the asset at each pixel centre (no
+    anti-aliasing): ``albedo`` [S, S, 3] linear, ``specular`` [S, S],
+    ``shininess`` [S, S], ``normal`` [S, S, 3] unit world-frame shading
+    normals (normal map included) and ``covered`` [S, S] bool; zero where
+    nothing is covered."""
+    size = int(size or camera.image_width)
+    pose = np.asarray(camera.world_from_camera, np.float64)
+    fragments = rasterize_view(mesh.vertices.astype(np.float64), mesh.faces, pose, size, camera.fov_y_degrees)
+    covered = np.flatnonzero(fragments.covered)
+    face, weights = fragments.face[covered], fragments.weights[covered]
+    uv = interpolate(mesh.uvs.astype(np.float64), mesh.faces, face, weights)
+    texture_xy = uv_to_texture_xy(uv, textures.albedo.shape[0])
+    maps = {"albedo": np.zeros((size * size, 3)), "specular": np.zeros(size * size),
+            "shininess": np.zeros(size * size), "normal": np.zeros((size * size, 3))}
+    maps["albedo"][covered] = sample_bilinear(textures.albedo.astype(np.float64), texture_xy)
+    maps["specular"][covered] = sample_bilinear(textures.specular.astype(np.float64), texture_xy)
+    maps["shininess"][covered] = sample_bilinear(textures.shininess.astype(np.float64), texture_xy)
+    maps["normal"][covered] = surface_normals(mesh, textures, face, weights)
+    out = {key: value.reshape(size, size, *value.shape[1:]).astype(np.float32) for key, value in maps.items()}
+    out["covered"] = fragments.covered.reshape(size, size)
+    return out
+
+
 def composite_srgb(render: dict, background_linear) -> np.ndarray:
     """A ``render_asset`` result over a linear background ([S, S, 3] or [3])
     -> sRGB-encoded [S, S, 3] in [0, 1]."""

@@ -52,21 +52,22 @@ class Exploration:
 
 
 def reach_weights(projected: torch.Tensor, pseudo_images: torch.Tensor, target_image: torch.Tensor,
-                  margin_db: float) -> tuple[torch.Tensor, list[float], list[float]]:
+                  margin_db: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weights [N] in [0, 1] of projected samples [N, 3, R, R] from how far
     each projection followed its render (pseudo_images [N, 3, R, R]) rather
     than staying at the target (target_image [3, R, R]; all in [-1, 1]):
     with ``d = PSNR(G(w'), render) - PSNR(G(w'), target)`` in dB, the weight
     is ``clip(0.5 + d / margin_db, 0, 1)``: 1 once the projection is
     ``margin_db / 2`` closer to its render, 0 once it is that much closer to
-    the target. Also returns both PSNR lists."""
+    the target. Also returns both PSNRs [N] (all on the images' device: no
+    read back)."""
     def psnr(a, b):
         error = ((a - b) / 2).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
         return -10 * torch.log10(error)
     to_render = psnr(projected, pseudo_images)
     to_target = psnr(projected, target_image[None].expand_as(projected))
     weights = (0.5 + (to_render - to_target) / margin_db).clamp(0.0, 1.0)
-    return weights, to_render.tolist(), to_target.tolist()
+    return weights, to_render, to_target
 
 
 def no_exploration(fit: FitContext) -> Exploration:
@@ -114,9 +115,8 @@ def explore(fit: FitContext, stage: int, coarse) -> Exploration:
     weights = None
     if settings.reach_margin_db is not None:
         target_image = fit.target_rgb.reshape(fit.resolution, fit.resolution, 3).permute(2, 0, 1) * 2 - 1
-        weights, to_render, to_target = reach_weights(projected, pseudo_images, target_image,
-                                                      settings.reach_margin_db)
-        record["reach_weights"] = [round(float(w), 4) for w in weights]
+        weights, _, _ = reach_weights(projected, pseudo_images, target_image, settings.reach_margin_db)
+        record["reach_weights"] = [round(w, 4) for w in weights.tolist()]  # one read back
     return Exploration(states, projected, pseudo_images, yaws, record, weights)
 
 
