@@ -511,7 +511,8 @@ def test_cli_command_converts_two_seeds_into_blend_files(extension, backend, tmp
         assert len(mesh.polygons) > 100
         material = mesh.materials[0]
         textures = {node.image.name for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeTexImage"}
-        assert textures == {name + suffix for suffix in ("_albedo", "_normal", "_roughness", "_specular_tint")}
+        assert textures == {name + suffix for suffix in ("_albedo", "_normal", "_roughness", "_specular_tint",
+                                                         "_ambient_occlusion")}
         assert all(image.packed_file is not None for image in bpy.data.images)
         assert bpy.context.scene.camera.name == name + "_camera"
         assert bpy.context.scene.world.name == name + "_world"
