@@ -76,10 +76,9 @@ class FitSettings:
     """Pseudo samples weigh in exploitation by how far their projection
     followed the view (``stages.exploration.reach_weights``); None: all 1."""
     max_beta_metres: float | None = 0.02
-    """Ceiling on the Laplace density's width beta (metres; None: none):
-    beta = min(learnt, ceiling). The learnt width starts at 0.022 m and the
-    fit pushes it wider, so in practice every fit runs at the ceiling.
-    Without it the fit learnt beta ~0.12 m on the real DCGAN, a fog whose
+    """Ceiling on the Laplace density's width beta (metres; None: none),
+    kept by projection after every step (``LaplaceDensity.keep_under_ceiling``),
+    so the width may still shrink. Without it the fit learnt beta ~0.12 m on the real DCGAN, a fog whose
     soft edge let the background model and a shrunken surface stand in for
     the object (docs/benchmark.md, "Fidelity")."""
     eikonal_weight: float = 0.1

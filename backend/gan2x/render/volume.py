@@ -18,6 +18,7 @@ double-backward cost of the normals, the dominant term on a CPU.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -74,10 +75,11 @@ def _device_of(module) -> torch.device:
 class LaplaceDensity(nn.Module):
     """VolSDF density: sigma(s) = (1 / beta) * LaplaceCDF(-s; beta). beta in metres.
 
-    ``maximum_beta`` (None: no ceiling) caps the learnt sharpness: left free,
+    ``maximum_beta`` (None: no ceiling) bounds the learnt width: left free,
     a fit can blur the image by turning the surface into a fog many
     centimetres deep, which no mesh can reproduce (docs/benchmark.md,
-    "Fidelity")."""
+    "Fidelity"). The bound is kept by projection (``keep_under_ceiling``
+    after every optimiser step), so the width can still shrink freely."""
 
     def __init__(self, initial_beta: float = 0.02, minimum_beta: float = 0.002,
                  maximum_beta: float | None = None):
@@ -88,8 +90,13 @@ class LaplaceDensity(nn.Module):
 
     @property
     def beta(self) -> torch.Tensor:
-        beta = self.log_beta.exp() + self.minimum_beta
-        return beta if self.maximum_beta is None else beta.clamp(max=self.maximum_beta)
+        return self.log_beta.exp() + self.minimum_beta
+
+    @torch.no_grad()
+    def keep_under_ceiling(self) -> None:
+        """Moves beta back to ``maximum_beta`` when it is above (no-op without one)."""
+        if self.maximum_beta is not None and self.maximum_beta > self.minimum_beta:
+            self.log_beta.clamp_(max=math.log(self.maximum_beta - self.minimum_beta))
 
     def forward(self, signed_distance: torch.Tensor) -> torch.Tensor:
         beta = self.beta

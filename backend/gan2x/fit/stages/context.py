@@ -74,6 +74,7 @@ class FitContext:
                 model = AssetModel(specular=settings.shading == "phong", encoding=settings.encoding)
         model.to(device)
         model.density.maximum_beta = settings.max_beta_metres
+        model.density.keep_under_ceiling()
         target_rgb = ((target_image + 1.0) / 2.0).clamp(0, 1).permute(1, 2, 0).reshape(-1, 3)
         target_state = ImageState(camera_fixed=True, background_rgb=linear_corner_colour(target_image),
                                   grid=settings.background_grid).to(device)
@@ -90,8 +91,11 @@ class FitContext:
             self.snapshot(self.model, self.target_state)
 
     def step(self, optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> bool:
-        """Backward and step, skipping a non-finite one (``guarded_step``)."""
-        return guarded_step(optimiser, loss, self.skipped)
+        """Backward and step, skipping a non-finite one (``guarded_step``);
+        then the density's width back under its ceiling."""
+        stepped = guarded_step(optimiser, loss, self.skipped)
+        self.model.density.keep_under_ceiling()
+        return stepped
 
     def photometric_step(self, states: list[ImageState], images_rgb: torch.Tensor, shape_grad: bool,
                          coarse_sdf=None, trainable: list | None = None, features: FitFeatureLoss | None = None,
