@@ -71,7 +71,8 @@ def test_bench_command_writes_json(tmp_path, capsys):
 
 GROUND_TRUTH_KEYS = ("side_x100", "mad_degrees", "detail_normal_mad_degrees", "true_detail_normal_degrees",
                      "albedo_error", "albedo_psnr_db", "specular_error", "shininess_log_error",
-                     "relight_psnr_db", "novel_view_psnr_db")
+                     "relight_psnr_db", "novel_view_psnr_db", "asset_albedo_psnr_db",
+                     "asset_detail_normal_mad_degrees")
 
 
 def _tiny_stylegan2(tmp_path) -> str:
