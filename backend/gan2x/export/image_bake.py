@@ -38,7 +38,7 @@ import numpy as np
 from .bake import rasterize_uv
 from .bundle import CameraSpec, LightSpec
 from .datatypes import BakedTextures, TexturedMesh
-from .mesh_render import interpolate, surface_normals
+from .mesh_render import interpolate, phong_terms, surface_samples, unit_towards
 from .raster import project_points, rasterize_view, sample_bilinear
 
 
@@ -87,22 +87,11 @@ def image_albedo(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec
     inside = (xy >= 0).all(axis=1) & (xy <= resolution).all(axis=1)
     seen = inside & (depth <= nearest + settings.depth_tolerance_m)
 
-    normal = surface_normals(mesh, textures, face, weights)
-    towards_camera = pose[:3, 3] - points
-    towards_camera /= np.linalg.norm(towards_camera, axis=1, keepdims=True)
-    facing = (normal * towards_camera).sum(axis=1)
-    towards_light = np.asarray(light.towards_light, np.float64)
-    towards_light = towards_light / np.linalg.norm(towards_light)
-    n_dot_l = normal @ towards_light
-    shading = light.ambient_strength + light.diffuse_strength * np.clip(n_dot_l, 0.0, None)
-
-    uv = interpolate(mesh.uvs.astype(np.float64), mesh.faces, face, weights)
-    texture_xy = np.stack([uv[:, 0] * textures.specular.shape[1], (1.0 - uv[:, 1]) * textures.specular.shape[0]], 1)
-    ks = sample_bilinear(textures.specular.astype(np.float64), texture_xy)
-    exponent = sample_bilinear(textures.shininess.astype(np.float64), texture_xy)
-    mirror = 2.0 * n_dot_l[:, None] * normal - towards_light
-    r_dot_v = np.clip((mirror * towards_camera).sum(axis=1), 1e-6, None)
-    highlight = light.diffuse_strength * ks * np.where(n_dot_l > 0, r_dot_v ** exponent, 0.0)
+    surface = surface_samples(mesh, textures, face, weights)
+    towards_camera = unit_towards(points, pose[:3, 3])
+    facing = (surface["normal"] * towards_camera).sum(axis=1)
+    shading, highlight = phong_terms(surface["specular"], surface["shininess"], surface["normal"], towards_camera,
+                                     light)
 
     colour = sample_bilinear(image_linear.astype(np.float64), xy)
     albedo = np.clip((colour - highlight[:, None]) / np.maximum(shading, 1e-6)[:, None], 0.0, 1.0)

@@ -45,17 +45,41 @@ def _is_flat(normal_map: np.ndarray) -> bool:
     return bool(np.all(np.abs(normal_map[..., :2]) < 1e-6))
 
 
-def phong_radiance(albedo: np.ndarray, specular: np.ndarray, shininess: np.ndarray, normal: np.ndarray,
-                   towards_light: np.ndarray, towards_camera: np.ndarray, light: LightSpec) -> np.ndarray:
-    """``conventions``' Phong model: linear radiance [K, 3] from albedo [K, 3]
-    (linear), ks [K], exponent [K], unit normal / towards_camera [K, 3] and
-    towards_light [3] (world frame)."""
+def surface_samples(mesh: TexturedMesh, textures: BakedTextures, face: np.ndarray, weights: np.ndarray) -> dict:
+    """The asset at surface points given by face [K] and barycentric weights
+    [K, 3]: ``points`` [K, 3] metres, ``albedo`` [K, 3] linear, ``specular``
+    [K], ``shininess`` [K] (textures read bilinearly) and ``normal`` [K, 3]
+    (``surface_normals``)."""
+    uv = interpolate(mesh.uvs.astype(np.float64), mesh.faces, face, weights)
+    texture_xy = uv_to_texture_xy(uv, textures.albedo.shape[0])
+    return {"points": interpolate(mesh.vertices.astype(np.float64), mesh.faces, face, weights),
+            "albedo": sample_bilinear(textures.albedo.astype(np.float64), texture_xy),
+            "specular": sample_bilinear(textures.specular.astype(np.float64), texture_xy),
+            "shininess": sample_bilinear(textures.shininess.astype(np.float64), texture_xy),
+            "normal": surface_normals(mesh, textures, face, weights)}
+
+
+def unit_towards(points: np.ndarray, position) -> np.ndarray:
+    """Unit vectors [K, 3] from points [K, 3] towards ``position`` [3]."""
+    towards = np.asarray(position, np.float64) - points
+    return towards / np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
+
+
+def phong_terms(specular: np.ndarray, shininess: np.ndarray, normal: np.ndarray, towards_camera: np.ndarray,
+                light: LightSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``conventions``' Phong model split in its two terms at K points:
+    the diffuse shading ``ka + kd max(0, n.l)`` [K] that multiplies the
+    albedo, and the highlight ``kd ks max(0, r.v)^n`` [K] (0 where n.l <= 0)
+    that adds to it; ks [K], exponent [K], unit normal / towards_camera
+    [K, 3], the light's direction (world frame) and strengths from ``light``."""
+    towards_light = np.asarray(light.towards_light, np.float64)
+    towards_light = towards_light / np.linalg.norm(towards_light)
     n_dot_l = normal @ towards_light
     mirror = 2.0 * n_dot_l[:, None] * normal - towards_light
     r_dot_v = np.clip((mirror * towards_camera).sum(axis=1), 1e-6, None)
-    highlight = np.where(n_dot_l > 0, r_dot_v ** shininess, 0.0)
+    highlight = light.diffuse_strength * specular * np.where(n_dot_l > 0, r_dot_v ** shininess, 0.0)
     shading = light.ambient_strength + light.diffuse_strength * np.clip(n_dot_l, 0.0, None)
-    return albedo * shading[:, None] + (light.diffuse_strength * specular * highlight)[:, None]
+    return shading, highlight
 
 
 def render_asset(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec, light: LightSpec,
@@ -72,20 +96,11 @@ def render_asset(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec
     pose = np.asarray(camera.world_from_camera if world_from_camera is None else world_from_camera, np.float64)
     fragments = rasterize_view(mesh.vertices.astype(np.float64), mesh.faces, pose, samples, camera.fov_y_degrees)
     covered = np.flatnonzero(fragments.covered)
-    face, weights = fragments.face[covered], fragments.weights[covered]
-    points = interpolate(mesh.vertices.astype(np.float64), mesh.faces, face, weights)
-    uv = interpolate(mesh.uvs.astype(np.float64), mesh.faces, face, weights)
-    texture_xy = uv_to_texture_xy(uv, textures.albedo.shape[0])
-    albedo = sample_bilinear(textures.albedo.astype(np.float64), texture_xy)
-    specular = sample_bilinear(textures.specular.astype(np.float64), texture_xy)
-    shininess = sample_bilinear(textures.shininess.astype(np.float64), texture_xy)
-    normal = surface_normals(mesh, textures, face, weights)
-    towards_camera = pose[:3, 3] - points
-    towards_camera /= np.maximum(np.linalg.norm(towards_camera, axis=1, keepdims=True), 1e-12)
-    towards_light = np.asarray(light.towards_light, np.float64)
-    towards_light = towards_light / np.linalg.norm(towards_light)
+    surface = surface_samples(mesh, textures, fragments.face[covered], fragments.weights[covered])
+    shading, highlight = phong_terms(surface["specular"], surface["shininess"], surface["normal"],
+                                     unit_towards(surface["points"], pose[:3, 3]), light)
     radiance = np.zeros((samples * samples, 3))
-    radiance[covered] = phong_radiance(albedo, specular, shininess, normal, towards_light, towards_camera, light)
+    radiance[covered] = surface["albedo"] * shading[:, None] + highlight[:, None]
     coverage = fragments.covered.astype(np.float64)
     s = int(supersample)
     radiance = radiance.reshape(size, s, size, s, 3).mean(axis=(1, 3))
@@ -103,16 +118,12 @@ def surface_maps(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec
     pose = np.asarray(camera.world_from_camera, np.float64)
     fragments = rasterize_view(mesh.vertices.astype(np.float64), mesh.faces, pose, size, camera.fov_y_degrees)
     covered = np.flatnonzero(fragments.covered)
-    face, weights = fragments.face[covered], fragments.weights[covered]
-    uv = interpolate(mesh.uvs.astype(np.float64), mesh.faces, face, weights)
-    texture_xy = uv_to_texture_xy(uv, textures.albedo.shape[0])
-    maps = {"albedo": np.zeros((size * size, 3)), "specular": np.zeros(size * size),
-            "shininess": np.zeros(size * size), "normal": np.zeros((size * size, 3))}
-    maps["albedo"][covered] = sample_bilinear(textures.albedo.astype(np.float64), texture_xy)
-    maps["specular"][covered] = sample_bilinear(textures.specular.astype(np.float64), texture_xy)
-    maps["shininess"][covered] = sample_bilinear(textures.shininess.astype(np.float64), texture_xy)
-    maps["normal"][covered] = surface_normals(mesh, textures, face, weights)
-    out = {key: value.reshape(size, size, *value.shape[1:]).astype(np.float32) for key, value in maps.items()}
+    surface = surface_samples(mesh, textures, fragments.face[covered], fragments.weights[covered])
+    out = {}
+    for key in ("albedo", "specular", "shininess", "normal"):
+        values = np.zeros((size * size, *surface[key].shape[1:]))
+        values[covered] = surface[key]
+        out[key] = values.reshape(size, size, *surface[key].shape[1:]).astype(np.float32)
     out["covered"] = fragments.covered.reshape(size, size)
     return out
 

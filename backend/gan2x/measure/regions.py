@@ -10,8 +10,10 @@ shrinks cannot score by leaving the hard pixels to the background model
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .. import conventions
+from ..render.cameras import pixel_directions_camera
 
 
 def ellipsoid_silhouette(resolution: int, semi_axes=conventions.PRIOR_SEMI_AXES_METRES,
@@ -20,12 +22,8 @@ def ellipsoid_silhouette(resolution: int, semi_axes=conventions.PRIOR_SEMI_AXES_
     """[R, R] bool, row 0 at the top: pixel centres whose ray from the
     frontal camera (``conventions.orbit_world_from_camera(0, 0)``) meets the
     origin-centred ellipsoid with ``semi_axes`` (metres, x y z)."""
-    focal = conventions.focal_length_px(resolution, fov_degrees)
-    centres = np.arange(resolution) + 0.5
-    rows, cols = np.meshgrid(centres, centres, indexing="ij")
-    directions = np.stack([(cols - resolution / 2.0) / focal, -(rows - resolution / 2.0) / focal,
-                           -np.ones_like(cols)], -1)
-    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    directions = pixel_directions_camera(resolution, fov_degrees, dtype=torch.float64).numpy()
+    directions = directions.reshape(resolution, resolution, 3)  # the frontal camera: camera frame = world
     axes = np.asarray(semi_axes, dtype=np.float64)
     origin = np.array([0.0, 0.0, distance]) / axes
     scaled = directions / axes
