@@ -248,3 +248,16 @@ def test_noise_below_the_8_bit_step_stays_exactly_flat_and_larger_tilts_do_not(s
     tilted = bake_textures(sphere_textured, materials_tilted(3.0), size=64, padding_px=2)
     deviation = np.degrees(np.arccos(np.clip(tilted.normal[tilted.coverage][:, 2], -1, 1)))
     assert np.all(deviation > 2.5) and deviation.mean() == pytest.approx(3.0, abs=0.2)
+
+
+def test_a_meshs_tangent_frames_are_computed_once_and_equal_a_fresh_computation(bumpy_textured):
+    first = bumpy_textured.tangent_frames
+    assert bumpy_textured.tangent_frames is first  # cached: every bake and render of the mesh reuses them
+    tangents, signs = vertex_tangents(bumpy_textured)
+    np.testing.assert_array_equal(first[0], tangents)
+    np.testing.assert_array_equal(first[1], signs)
+    texels, face, weights = rasterize_uv(bumpy_textured, 32)
+    cached = frames_at(bumpy_textured, face, weights)
+    given = frames_at(bumpy_textured, face, weights, (tangents, signs))
+    for a, b in zip(cached, given):
+        np.testing.assert_array_equal(a, b)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .ambient_occlusion import bake_ambient_occlusion
-from .bake import bake_textures
+from .bake import bake_textures, rasterize_uv
 from .bundle import CameraSpec, LightSpec, write_bundle
 from .chunking import DEFAULT_CHUNK
 from .datatypes import BakedTextures, TexturedMesh
@@ -73,7 +73,9 @@ def build_asset(*, sdf, materials, resolution: int = 128, bound: float = 1.0, te
     timings["export_unwrap"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    textures = bake_textures(textured, materials, size=texture_size, padding_px=padding_px, chunk=chunk)
+    raster = rasterize_uv(textured, texture_size)  # one texel-to-triangle map for every bake
+    textures = bake_textures(textured, materials, size=texture_size, padding_px=padding_px, chunk=chunk,
+                             raster=raster)
     timings["export_bake"] = time.perf_counter() - start
 
     image_weight = None
@@ -82,13 +84,14 @@ def build_asset(*, sdf, materials, resolution: int = 128, bound: float = 1.0, te
             raise ValueError("the image bake needs the camera and the light that saw the image")
         start = time.perf_counter()
         textures, image_weight = bake_image_into_albedo(textured, textures, camera, light, image_bake.image_linear,
-                                                        image_bake.mask, image_bake.settings)
+                                                        image_bake.mask, image_bake.settings,
+                                                        raster=raster)
         timings["export_image_bake"] = time.perf_counter() - start
 
     if ambient_occlusion:
         start = time.perf_counter()
         textures = dataclasses.replace(textures, ambient_occlusion=bake_ambient_occlusion(
-            textured, grid, size=texture_size, padding_px=padding_px))
+            textured, grid, size=texture_size, padding_px=padding_px, raster=raster))
         timings["export_ambient_occlusion"] = time.perf_counter() - start
     settings = {"resolution": int(resolution), "bound": float(bound), "texture_size": int(texture_size),
                 "padding_px": int(padding_px), "largest_component": bool(largest_component),

@@ -67,12 +67,13 @@ def rasterize_uv(mesh: TexturedMesh, size: int, batch: int = CANDIDATES_PER_BATC
 
 
 def bake_textures(mesh: TexturedMesh, materials, size: int = 1024, padding_px: int = 4,
-                  chunk: int = DEFAULT_CHUNK) -> BakedTextures:
-    """Bakes ``materials`` into ``size x size`` textures (module docstring)."""
+                  chunk: int = DEFAULT_CHUNK, raster=None) -> BakedTextures:
+    """Bakes ``materials`` into ``size x size`` textures (module docstring).
+    ``raster``: ``rasterize_uv(mesh, size)`` when the caller has it."""
     size = int(size)
     if size < 1:
         raise ValueError("size must be positive, got {}".format(size))
-    texels, face_ids, weights = rasterize_uv(mesh, size)
+    texels, face_ids, weights = raster if raster is not None else rasterize_uv(mesh, size)
     if len(texels) == 0:
         raise ExportError("no texel centre falls inside a UV triangle at {0}x{0}; the UVs are "
                           "degenerate".format(size))

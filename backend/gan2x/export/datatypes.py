@@ -7,6 +7,7 @@ imports it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -75,6 +76,14 @@ class TexturedMesh:
             self.source_vertex = np.ascontiguousarray(self.source_vertex, dtype=np.int64)
             if self.source_vertex.shape != (len(self.vertices),):
                 raise ValueError("source_vertex must have shape [V]")
+
+    @cached_property
+    def tangent_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-vertex tangent frames of the normal map
+        (``export.tangents.vertex_tangents``: tangents [V, 3], signs [V]),
+        computed once on first use: a mesh is not modified after its unwrap."""
+        from .tangents import vertex_tangents  # tangents imports this module
+        return vertex_tangents(self)
 
 
 @dataclass

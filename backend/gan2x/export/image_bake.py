@@ -104,12 +104,13 @@ def image_albedo(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec
 
 def bake_image_into_albedo(mesh: TexturedMesh, textures: BakedTextures, camera: CameraSpec, light: LightSpec,
                            image_linear: np.ndarray, mask: np.ndarray,
-                           settings: ImageBakeSettings = ImageBakeSettings()):
+                           settings: ImageBakeSettings = ImageBakeSettings(), raster=None):
     """A copy of ``textures`` whose albedo carries the image (module
     docstring), and the bake's weight [S, S] in [0, 1] (1: the texel's
-    albedo is the image's; 0: the fields')."""
+    albedo is the image's; 0: the fields'). ``raster``:
+    ``bake.rasterize_uv(mesh, S)`` when the caller has it."""
     size = textures.albedo.shape[0]
-    texels, face, weights = rasterize_uv(mesh, size)
+    texels, face, weights = raster if raster is not None else rasterize_uv(mesh, size)
     points = interpolate(mesh.vertices.astype(np.float64), mesh.faces, face, weights)
     pose = np.asarray(camera.world_from_camera, np.float64)
     zbuffer = rasterize_view(mesh.vertices.astype(np.float64), mesh.faces, pose,

@@ -159,9 +159,9 @@ def frames_at(mesh: TexturedMesh, face: np.ndarray, weights: np.ndarray,
     """The tangent frames at surface points given by face [K] and barycentric
     weights [K, 3]: (T [K, 3], N [K, 3], sign [K]) float64, the barycentric
     interpolation of the vertex tangents, normals and signs, not
-    renormalised (as Cycles interpolates them). ``frames``: the mesh's
-    ``vertex_tangents`` when already computed."""
-    tangents, signs = frames if frames is not None else vertex_tangents(mesh)
+    renormalised (as Cycles interpolates them). ``frames``: vertex tangents
+    and signs to use instead of the mesh's own (``mesh.tangent_frames``)."""
+    tangents, signs = frames if frames is not None else mesh.tangent_frames
     corners = mesh.faces[np.asarray(face, np.int64)].astype(np.int64)  # [K, 3]
     weights = np.asarray(weights, np.float64)
 
