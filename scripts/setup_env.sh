@@ -17,5 +17,6 @@ if [ ! -f "$stamp" ]; then
       "torch==2.13.0" "bpy==5.0.1" "pytest>=7" >&2
   touch "$stamp"
 fi
-# The backend itself is re-installed (editable, no deps fetched twice) every run, cheap.
-"$venv/bin/pip" install --quiet --disable-pip-version-check -e "$root/backend[test]" >&2
+# The backend itself is re-installed (editable, no deps fetched twice) every run, cheap; with the
+# optional extras the tests cover: test, and ray (gan2x batch, docs/scale.md).
+"$venv/bin/pip" install --quiet --disable-pip-version-check -e "$root/backend[test,ray]" >&2

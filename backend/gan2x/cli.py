@@ -72,19 +72,35 @@ def _seeds(text: str) -> list[int]:
 
 
 def _add_fit_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("--generator", default=config.DEFAULT_GENERATOR,
-                        help="generator spec: synthetic[:faces|objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH "
-                             "or python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
+    _add_generator_argument(parser)
     parser.add_argument("--seed", type=int, default=config.CLI_SEED_DEFAULT,
                         help=f"the sample's seed (default: {config.CLI_SEED_DEFAULT}, a near-frontal face; "
                              "see docs/performance.md)")
+    _add_truncation_argument(parser)
+    _add_preset_argument(parser)
+    parser.add_argument("--device", default=config.DEFAULT_DEVICE,
+                        help=DEVICE_HELP + f" (default: {config.DEFAULT_DEVICE})")
+    _add_export_and_steps_arguments(parser)
+
+
+def _add_generator_argument(parser: argparse.ArgumentParser):
+    parser.add_argument("--generator", default=config.DEFAULT_GENERATOR,
+                        help="generator spec: synthetic[:faces|objects], stylegan2:PATH, dcgan:PATH, torchscript:PATH "
+                             "or python:MODULE:CALLABLE (default: synthetic; docs/generators.md)")
+
+
+def _add_truncation_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--truncation", type=_finite_float, default=config.TRUNCATION.default,
                         help=f"truncation psi (default: {config.TRUNCATION.default})")
+
+
+def _add_preset_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--preset", default=config.PRESET.default,
                         help=f"quality preset: {', '.join(config.PRESET_NAMES)} (default: {config.PRESET.default}; "
                              "docs/performance.md, Presets)")
-    parser.add_argument("--device", default=config.DEFAULT_DEVICE,
-                        help=DEVICE_HELP + f" (default: {config.DEFAULT_DEVICE})")
+
+
+def _add_export_and_steps_arguments(parser: argparse.ArgumentParser):
     mesh, texture = config.MESH_RESOLUTION, config.TEXTURE_SIZE
     parser.add_argument("--mesh-resolution", type=_in_range(int, mesh), default=mesh.default,
                         help=f"marching-cubes grid, {mesh.minimum}..{mesh.maximum} (default: {mesh.default})")
@@ -108,6 +124,10 @@ def _add_image_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--image", default=None,
                         help="fit this photo instead of a generator sample: it is cropped to the generator's "
                              "framing and inverted into its latent space first (docs/generators.md)")
+    _add_crop_arguments(parser)
+
+
+def _add_crop_arguments(parser: argparse.ArgumentParser):
     crop = config.RECONSTRUCTION.crop
     parser.add_argument("--crop-x", type=float, default=crop.x.default,
                         help=f"photo crop centre, a fraction of the width from the left (default: {crop.x.default})")
@@ -176,6 +196,79 @@ def command_fit(args) -> int:
     _print_metrics(result.metrics)
     print("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     return 0
+
+
+def _add_batch_arguments(parser: argparse.ArgumentParser):
+    _add_generator_argument(parser)
+    items = parser.add_mutually_exclusive_group(required=True)
+    items.add_argument("--seeds", type=_seeds, default=None,
+                       help="the generator's seeds, comma-separated seeds or ranges (0-9999); bundles "
+                            "OUT/seed_000000 ...")
+    items.add_argument("--images", default=None, metavar="DIR_OR_LIST",
+                       help="fit photos as gan2x fit --image does: a folder's PNG, JPEG and WEBP files, or a text "
+                            "file listing image paths (one a line); bundles OUT/<the image's stem>")
+    items.add_argument("--items", default=None, metavar="FILE.jsonl",
+                       help='one item a line, each with its own generator if it likes: {"seed": 7}, '
+                            '{"image": "a.png", "generator": "stylegan2:ffhq.pkl", "name": "alice"}')
+    _add_truncation_argument(parser)
+    _add_preset_argument(parser)
+    _add_export_and_steps_arguments(parser)
+    stages, samples = config.STAGES, config.PSEUDO_SAMPLES
+    parser.add_argument("--stages", type=_in_range(int, stages), default=None,
+                        help=f"rounds of the fit, {stages.minimum}..{stages.maximum} (default: the preset's)")
+    parser.add_argument("--pseudo-samples", type=_in_range(int, samples), default=None,
+                        help=f"pseudo samples a round, {samples.minimum}..{samples.maximum} (default: the preset's)")
+    _add_crop_arguments(parser)
+    parser.add_argument("--out", required=True,
+                        help="the folder of the bundles and summary.json; on a cluster, a path every node "
+                             "reaches (shared storage; docs/scale.md)")
+    batch = config.BATCH
+    parser.add_argument("--ray", default=batch.ray.default, metavar="local|auto|ADDRESS",
+                        help="local: start Ray on this machine (default); auto: join the cluster this machine "
+                             "is a node of; or a cluster's address, HEAD:6379 (docs/scale.md)")
+    parser.add_argument("--local-cpus", type=int, default=None,
+                        help="with --ray local: the CPUs the instance offers (default: all)")
+    parser.add_argument("--cpus-per-fit", type=_in_range(float, batch.cpus_per_fit),
+                        default=batch.cpus_per_fit.default,
+                        help=f"CPUs a fit holds, also its torch threads (default: {batch.cpus_per_fit.default:g})")
+    parser.add_argument("--gpus-per-fit", type=_in_range(float, batch.gpus_per_fit),
+                        default=batch.gpus_per_fit.default,
+                        help="GPUs a fit holds; fractions (0.25) let fits share a GPU; 0 fits on the CPU "
+                             f"(default: {batch.gpus_per_fit.default:g})")
+    parser.add_argument("--max-retries", type=_in_range(int, batch.max_retries), default=batch.max_retries.default,
+                        help=f"retries of an item whose worker died, and of a transient error, "
+                             f"{batch.max_retries.minimum}..{batch.max_retries.maximum} "
+                             f"(default: {batch.max_retries.default})")
+
+
+def command_batch(args) -> int:
+    from .scale.batch import run_batch
+    from .scale.items import image_items, read_items_file, seed_items
+    from .scale.ray_runner import RayUnavailable
+    from .scale.summary import format_table
+    from .scale.task import BatchJob
+
+    if args.seeds is not None:
+        items = seed_items(args.generator, args.seeds)
+    elif args.images is not None:
+        items = image_items(args.generator, args.images)
+    else:
+        items = read_items_file(args.items, default_generator=args.generator)
+    job = BatchJob.from_settings(vars(args), cpus_per_fit=args.cpus_per_fit, gpus_per_fit=args.gpus_per_fit,
+                                 max_retries=args.max_retries)
+    try:
+        summary = run_batch(items, job, Path(args.out), ray=args.ray, local_cpus=args.local_cpus)
+    except RayUnavailable as error:
+        print(f"gan2x: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before the tasks were submitted (starting Ray): nothing to cancel
+        print("gan2x: interrupted", file=sys.stderr)
+        return 130
+    print(format_table(summary))
+    print(f"summary: {Path(summary.out) / 'summary.json'}")
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
 
 
 def command_demo(args) -> int:
@@ -262,6 +355,13 @@ def _add_serve_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--workers", type=int, default=1,
                         help="fits that run at once, one process each (default: 1; one per GPU; 0 queues only)")
     parser.add_argument("--device", default="auto", help="torch device of the fits; " + DEVICE_HELP + " (default: auto)")
+    parser.add_argument("--executor", default="local", metavar="local|ray|ray:ADDRESS",
+                        help="where the fits run: local worker processes (default), or Ray tasks on a Ray instance "
+                             "started here (ray) or on a cluster (ray:auto, ray:HOST:6379; the data directory must "
+                             "be on storage every node shares; docs/scale.md). Needs pip install 'gan2x[ray]'")
+    parser.add_argument("--gpus-per-job", type=float, default=1.0,
+                        help="GPUs each job's Ray task asks for when --device is cuda; fractions (0.5) let fits "
+                             "share a GPU (default: 1)")
     parser.add_argument("--worker-threads", type=int, default=None,
                         help="torch CPU threads per worker (default: (cores - 1) / workers, at least 1)")
     parser.add_argument("--worker-nice", type=int, default=10, help="niceness added to workers (default: 10)")
@@ -281,6 +381,7 @@ def command_serve(args) -> int:
     from .service.config import MIB, ServiceConfig, UploadLimits, default_data_dir, default_token_file
     from .service.datadir import DataDirBusy
     from .service.generators import parse_generator_option
+    from .scale.ray_runner import RayUnavailable
     from .service.server import ServeError, serve
     from .service.store import StoreError
 
@@ -288,7 +389,8 @@ def command_serve(args) -> int:
         host=args.host, port=args.port,
         data_dir=Path(args.data_dir).expanduser() if args.data_dir else default_data_dir(),
         token_file=Path(args.token_file).expanduser() if args.token_file else default_token_file(),
-        require_token=not args.no_token, workers=args.workers, device=args.device,
+        require_token=not args.no_token, workers=args.workers, device=args.device, executor=args.executor,
+        gpus_per_job=args.gpus_per_job,
         worker_threads=args.worker_threads, worker_nice=args.worker_nice,
         uploads=UploadLimits(max_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_image_pixels),
         preview_interval_s=args.preview_interval, access_log=args.access_log,
@@ -305,7 +407,8 @@ def command_serve(args) -> int:
                   file=sys.stderr)
     try:
         return serve(config)
-    except (DataDirBusy, ServeError, StoreError, OSError) as error:  # OSError: e.g. an unwritable data dir
+    except (DataDirBusy, ServeError, StoreError, OSError, RayUnavailable) as error:  # OSError: e.g. an
+        # unwritable data dir; RayUnavailable: --executor ray without Ray (the message says how to install it)
         print(f"gan2x: error: {error}", file=sys.stderr)
         return 2
 
@@ -407,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     _add_image_arguments(fit)
     fit.add_argument("--out", required=True, help="bundle directory to write")
     fit.set_defaults(handler=command_fit)
+
+    batch = commands.add_parser("batch", help="fit many seeds or photos, one Ray task each, into bundles and a "
+                                              "summary (docs/scale.md)")
+    _add_batch_arguments(batch)
+    batch.set_defaults(handler=command_batch)
 
     demo = commands.add_parser("demo", help="fit, write the bundle, build the Blender scene and a comparison PNG")
     _add_fit_arguments(demo)

@@ -105,6 +105,24 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DEFAULT_DEVICE = "auto"
 
 
+# --- many items on a Ray cluster (gan2x batch, gan2x.scale; docs/scale.md) ----------------------
+
+RAY_MODES = ("local", "auto")
+"""``--ray``: ``local`` starts a Ray instance on this machine, ``auto``
+joins the cluster this machine belongs to; anything else is a cluster's
+address (HEAD:6379 or ray://HEAD:10001)."""
+RAY_DEFAULT = "local"
+CPUS_PER_FIT = Range(0.0, None, 1.0, exclusive_minimum=True)
+"""Ray CPUs a fit reserves (fractions allowed); its torch threads are the
+whole part, at least one."""
+GPUS_PER_FIT = Range(0.0, None, 0.0)
+"""Ray GPUs a fit reserves: 0 fits on the CPU; a fraction below 1 lets
+several fits share a GPU; above 1 a whole number (Ray's rule)."""
+MAX_RETRIES = Range(0, 10, 2)
+"""Retries of one item: Ray's, of a task whose worker died, and as many of
+an error marked transient (``gan2x.scale.task.is_transient``)."""
+
+
 # --- the tree ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -149,6 +167,19 @@ class ReconstructionConfig:
 
 
 RECONSTRUCTION = ReconstructionConfig()
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """``gan2x batch``'s own settings (each item's reconstruction settings
+    are ``RECONSTRUCTION``'s)."""
+    ray: Choice = Choice(RAY_MODES, RAY_DEFAULT)
+    cpus_per_fit: Range = CPUS_PER_FIT
+    gpus_per_fit: Range = GPUS_PER_FIT
+    max_retries: Range = MAX_RETRIES
+
+
+BATCH = BatchConfig()
 
 
 # --- seeds ------------------------------------------------------------------------------------

@@ -102,17 +102,20 @@ def scaled_step_overrides(preset: str, steps_scale: float) -> dict:
 
 def reconstruct(request: ReconstructionRequest, out_dir: Path,
                 progress: ProgressCallback | None = None,
-                snapshot: SnapshotCallback | None = None) -> Reconstruction:
+                snapshot: SnapshotCallback | None = None, generator: torch.nn.Module | None = None) -> Reconstruction:
     """Fit one sample of ``request.generator`` and write its bundle to ``out_dir``.
 
     ``progress`` and ``snapshot`` are passed to ``fit_target`` (see
-    ``gan2x.fit.schedule``): called after every fit step."""
+    ``gan2x.fit.schedule``): called after every fit step. ``generator``:
+    ``request.generator`` already loaded on ``request.device`` (a batch
+    worker's cache, ``gan2x.scale.task``); None loads it."""
     device = torch.device(request.device)
     settings = resolve_settings(request.preset, request.fit_overrides)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    generator = load_generator(request.generator, device=device, **request.generator_options)
+    if generator is None:
+        generator = load_generator(request.generator, device=device, **request.generator_options)
     with torch.no_grad():
         z = generator.z_from_seed(request.seed).to(device)
         target_ws = generator.mapping(z, truncation_psi=request.truncation)
@@ -185,7 +188,8 @@ def build_request(settings: Mapping, *, photo: bool = False) -> ReconstructionRe
 def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
                       progress: ProgressCallback | None = None,
                       log: Callable[[str], None] | None = print,
-                      snapshot: SnapshotCallback | None = None) -> Reconstruction:
+                      snapshot: SnapshotCallback | None = None,
+                      generator: torch.nn.Module | None = None) -> Reconstruction:
     """Fit a photo: crop it to the generator's framing (``request.crop``),
     invert it into the generator's latent space (``gan2x.invert``: the best
     of several starts, then W or z, then W+ or a feature offset), then fit
@@ -197,14 +201,16 @@ def reconstruct_image(image_path, request: ReconstructionRequest, out_dir: Path,
     "inversion (starts)", "inversion (W)" or "(z)", "inversion (W+)" or
     "(features)"), then the fit's follow; ``total`` counts both. The
     provenance's ``source["inversion"]`` records the settings, the start
-    candidates and the choice, the stages, the feature layer and both PSNRs."""
+    candidates and the choice, the stages, the feature layer and both PSNRs.
+    ``generator``: as for ``reconstruct``."""
     device = torch.device(request.device)
     settings = resolve_settings(request.preset, request.fit_overrides)
     inversion_settings = replace(InversionSettings(), **(request.inversion_overrides or {}))
     timings: dict[str, float] = {}
     started = time.perf_counter()
     photo = load_photo(image_path)
-    generator = load_generator(request.generator, device=device, **request.generator_options)
+    if generator is None:
+        generator = load_generator(request.generator, device=device, **request.generator_options)
     target_image = crop_for_generator(photo, generator.img_resolution, request.crop).to(device)
     timings["generator"] = time.perf_counter() - started
     # one count over the inversion and the fit, so a progress bar runs once from 0 to the end

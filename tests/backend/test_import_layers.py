@@ -21,6 +21,7 @@ LAYERS = (
     ("gan2x.export",),
     ("gan2x.pipeline",),
     ("gan2x.bench",),
+    ("gan2x.scale",),
     ("gan2x.demo", "gan2x.service"),
     ("gan2x.cli",),
 )

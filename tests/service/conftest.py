@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service_helpers import ServiceProcess
+from service_helpers import EXECUTORS, ServiceProcess
 
 
 @pytest.fixture
@@ -35,10 +35,12 @@ def queue_only_service(tmp_path_factory):
     service.stop()
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """A service with one worker, shared by a module's tests."""
-    service = ServiceProcess(tmp_path_factory.mktemp("service"))
+@pytest.fixture(scope="module", params=EXECUTORS)
+def service(request, tmp_path_factory):
+    """A service with one worker, shared by a module's tests; once with local
+    worker processes and once with Ray tasks on a Ray instance it starts
+    (``--executor ray``, docs/scale.md)."""
+    service = ServiceProcess(tmp_path_factory.mktemp(f"service-{request.param}"), "--executor", request.param)
     service.start()
     yield service
     service.stop()

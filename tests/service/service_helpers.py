@@ -19,6 +19,8 @@ TINY = {"preset": "draft", "steps_scale": 0.01, "stages": 1, "pseudo_samples": 1
         "texture_size": 64}
 LONG = {"preset": "draft", "steps_scale": 1.0, "mesh_resolution": 32, "texture_size": 64}
 FINAL_STATES = {"succeeded", "failed", "cancelled", "interrupted"}
+EXECUTORS = ("local", "ray")
+"""Where the service runs its workers (``gan2x serve --executor``): the job tests run with both."""
 
 
 def sample(seed: int, generator: str = "synthetic:faces") -> dict:

@@ -16,7 +16,7 @@ import pytest
 
 from gan2x.export.bundle import validate_bundle
 
-from service_helpers import LONG, TINY, finished, process_is_gone, running_with_progress, sample, wait_for_job
+from service_helpers import EXECUTORS, LONG, TINY, finished, process_is_gone, running_with_progress, sample, wait_for_job
 
 
 def _serve_fails(tmp_path, *args: str) -> str:
@@ -28,8 +28,9 @@ def _serve_fails(tmp_path, *args: str) -> str:
     return completed.stderr
 
 
-def test_a_killed_worker_fails_its_job_with_the_reason_and_the_next_job_runs(start_service):
-    service = start_service()
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_killed_worker_fails_its_job_with_the_reason_and_the_next_job_runs(start_service, executor):
+    service = start_service("--executor", executor)
     client = service.client()
     doomed = client.post("/v1/jobs", json={"source": sample(20), "settings": LONG}).json()
     following = client.post("/v1/jobs", json={"source": sample(21), "settings": TINY}).json()
@@ -44,8 +45,9 @@ def test_a_killed_worker_fails_its_job_with_the_reason_and_the_next_job_runs(sta
     assert client.get("/v1/health").status_code == 200
 
 
-def test_a_killed_service_keeps_its_queue_and_bundles_and_requeues_the_running_job(start_service, tmp_path):
-    service = start_service()
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_killed_service_keeps_its_queue_and_bundles_and_requeues_the_running_job(start_service, executor, tmp_path):
+    service = start_service("--executor", executor)
     client = service.client()
     done = client.post("/v1/jobs", json={"source": sample(30), "settings": TINY}).json()
     assert wait_for_job(client, done["id"], finished)["state"] == "succeeded"
@@ -80,8 +82,9 @@ def test_a_killed_service_keeps_its_queue_and_bundles_and_requeues_the_running_j
     assert results[0]["interruptions"] == 1
 
 
-def test_a_service_stopped_cleanly_requeues_its_running_job(start_service):
-    service = start_service()
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_service_stopped_cleanly_requeues_its_running_job(start_service, executor):
+    service = start_service("--executor", executor)
     client = service.client()
     job = client.post("/v1/jobs", json={"source": sample(40), "settings": LONG}).json()
     job = wait_for_job(client, job["id"], running_with_progress)
@@ -90,7 +93,7 @@ def test_a_service_stopped_cleanly_requeues_its_running_job(start_service):
     assert service.process.returncode in (0, -signal.SIGTERM), service.log()
     assert "Application shutdown complete" in service.log()
     assert process_is_gone(job["worker_pid"])
-    service.extra_args = ["--workers", "0"]  # look at the queue without running it
+    service.extra_args = ["--workers", "0"]  # local: nothing runs, so no executor is needed  # look at the queue without running it
     service.start()
     after = service.client().get(f"/v1/jobs/{job['id']}").json()
     assert after["state"] == "queued" and after["interruptions"] == 1 and after["queue_position"] == 1, after

@@ -20,6 +20,7 @@ from .errors import RequestBodyLimit, install_error_handlers
 from .generators import GeneratorAllowList
 from ..devices import check_device
 from .routes import batches, jobs, system, uploads
+from .executors import create_executor, parse_executor
 from .scheduler import Scheduler, worker_devices
 from .state import ServiceState
 from .store import JobStore
@@ -45,15 +46,20 @@ def create_app(config: ServiceConfig) -> FastAPI:
     file problems, a listed generator that does not load) or
     ``store.StoreError`` when it cannot run."""
     config.check()
-    check_device(config.device)
+    executor_kind, cluster_address = parse_executor(config.executor)
+    if cluster_address is None:  # on a cluster the fits run on other nodes, whose devices this one cannot check
+        check_device(config.device)
     generators = GeneratorAllowList(config.generators)
     resolutions = generators.check()
     token = load_or_create_token(config.token_file) if config.require_token else None
     data_dir = DataDir(config.data_dir)
     data_dir.create()
     store = JobStore(data_dir.database)
-    devices = worker_devices(config.device, config.workers)
-    scheduler = Scheduler(config, store, data_dir, devices, generators)
+    # Locally each slot gets its GPU; on Ray the cluster picks a node and GPU (CUDA_VISIBLE_DEVICES).
+    devices = (worker_devices(config.device, config.workers) if executor_kind == "local"
+               else [config.device] * max(1, config.workers))
+    executor = create_executor(config.executor, config.cancel_grace_s)
+    scheduler = Scheduler(config, store, data_dir, devices, generators, executor)
     apply_pil_limits(config.uploads)
 
     @asynccontextmanager
@@ -63,6 +69,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             yield
         finally:
             scheduler.stop()
+            executor.shutdown()
 
     app = FastAPI(title="GAN2X service", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = ServiceState(config=config, store=store, data_dir=data_dir, scheduler=scheduler,

@@ -80,6 +80,13 @@ class ServiceConfig:
     device: str = "cpu"
     """Torch device of the fits: cpu, cuda, cuda:N, mps. With ``cuda`` and
     several GPUs, worker i uses cuda:(i mod count)."""
+    executor: str = "local"
+    """Where workers run (``executors.parse_executor``): ``local`` processes,
+    or Ray tasks: ``ray`` (a Ray instance started on this machine) or
+    ``ray:ADDRESS`` (a cluster; the data directory must be shared, docs/scale.md)."""
+    gpus_per_job: float = 1.0
+    """GPUs a job's Ray task asks for when the device is cuda (fractions
+    share a GPU between fits); local workers ignore it."""
     worker_threads: int | None = None
     """torch.set_num_threads in each worker; None: ``default_worker_threads``."""
     worker_nice: int = 10
@@ -116,6 +123,11 @@ class ServiceConfig:
             raise ValueError(f"port {self.port} is out of range 0..65535")
         if self.workers < 0:
             raise ValueError(f"workers must be 0 or more, not {self.workers}")
+        from .executors import parse_executor
+
+        parse_executor(self.executor)
+        if not 0 < self.gpus_per_job <= 64:
+            raise ValueError(f"GPUs per job must be more than 0 (fractions allowed), not {self.gpus_per_job}")
         if self.worker_threads is not None and self.worker_threads < 1:
             raise ValueError(f"worker threads must be 1 or more, not {self.worker_threads}")
         if self.uploads.max_bytes < 1024:

@@ -1,5 +1,7 @@
 """Runs queued jobs in worker processes: ``workers`` at a time, in the order
-they were submitted, each worker slot on its own device.
+they were submitted, each worker slot on its own device. The workers are
+processes on this machine or Ray tasks on a cluster (``executors``); the
+scheduler drives either through the same handle.
 
 One thread in the service process loops every ``POLL_INTERVAL_S`` (or at
 once when ``wake()`` is called after a submission or a cancel):
@@ -29,7 +31,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from .config import ServiceConfig
 from .datadir import DataDir
+from .executors import LocalExecutor, worker_arguments
 from .generators import GeneratorAllowList
 from .store import JobStore
 
@@ -62,14 +64,16 @@ class _RunningWorker:
     job_id: str
     attempt: int
     slot: int
-    process: subprocess.Popen
+    process: object
+    """The worker's handle (``executors.WorkerHandle``: a local process or a Ray task)."""
     terminate_sent_at: float | None = None
 
 
 class Scheduler:
     def __init__(self, config: ServiceConfig, store: JobStore, data_dir: DataDir, devices: list[str],
-                 generators: GeneratorAllowList | None = None):
+                 generators: GeneratorAllowList | None = None, executor=None):
         self.config = config
+        self.executor = executor or LocalExecutor()
         self.generators = generators or GeneratorAllowList()
         self.store = store
         self.data_dir = data_dir
@@ -204,7 +208,10 @@ class Scheduler:
 
     def _crash_reason(self, worker: _RunningWorker) -> str:
         status = worker.process.returncode
-        if status < 0:
+        exit_reason = getattr(worker.process, "exit_reason", None)  # a Ray task's end, when not the worker's
+        if exit_reason:
+            what = f"the worker was stopped: {exit_reason}"
+        elif status < 0:
             try:
                 name = signal.Signals(-status).name
             except ValueError:
@@ -251,39 +258,37 @@ class Scheduler:
                 continue
             try:
                 process = self._spawn(job.id, job.attempt, self.devices[slot], spec)
-            except OSError as error:
+            except Exception as error:  # no process (OSError), or the Ray cluster refused the task
                 self._finish_unstarted(job.id, job.attempt, "worker_start_failed",
-                                       f"could not start a worker process: {error}")
+                                       f"could not start a worker ({self.executor.name}): {error}")
                 continue
             with self._lock:  # listed first: whatever fails next, the reaper knows this worker
                 self._running[slot] = _RunningWorker(job.id, job.attempt, slot, process)
-            try:
-                self.store.set_worker_pid(job.id, job.attempt, process.pid)
-            except Exception as error:  # only for display and for recover(); the worker runs anyway
-                log.error("job %s: could not record its worker's pid %d: %s", job.id, process.pid, error)
-            log.info("job %s run %d started in worker %d on %s", job.id, job.attempt, process.pid,
-                     self.devices[slot])
+            if not self.executor.records_pid:  # else the worker records its own
+                try:
+                    self.store.set_worker_pid(job.id, job.attempt, process.pid)
+                except Exception as error:  # only for display and for recover(); the worker runs anyway
+                    log.error("job %s: could not record its worker's pid %d: %s", job.id, process.pid, error)
+            log.info("job %s run %d started (%s, pid %s) on %s", job.id, job.attempt, self.executor.name,
+                     process.pid, self.devices[slot])
 
-    def _spawn(self, job_id: str, attempt: int, device: str, generator_spec: str) -> subprocess.Popen:
+    def _spawn(self, job_id: str, attempt: int, device: str, generator_spec: str):
+        """Starts the job's worker through the executor; returns its handle."""
         self.data_dir.job_dir(job_id).mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "gan2x.service.worker", "--data-dir", str(self.data_dir.root),
-                   "--job-id", job_id, "--attempt", str(attempt), "--device", device, "--generator", generator_spec,
-                   "--threads", str(self.config.resolved_worker_threads()), "--nice", str(self.config.worker_nice),
-                   "--preview-interval", str(self.config.preview_interval_s),
-                   "--preview-resolution", str(self.config.preview_resolution), "--watch-stdin"]
-        with open(self.data_dir.worker_log(job_id), "ab") as log_file:
-            return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT,
-                                    close_fds=True, start_new_session=True)
+        threads = self.config.resolved_worker_threads()
+        arguments = worker_arguments(self.data_dir.root, job_id, attempt, device, generator_spec, threads,
+                                     self.config.worker_nice, self.config.preview_interval_s,
+                                     self.config.preview_resolution)
+        gpus = self.config.gpus_per_job if device.startswith("cuda") else 0.0
+        return self.executor.start(arguments, self.data_dir.worker_log(job_id), cpus=threads, gpus=gpus)
 
     @staticmethod
     def _close_pipe(worker: _RunningWorker) -> None:
-        try:
-            worker.process.stdin.close()
-        except OSError:
-            pass
+        worker.process.close()
 
 
-def _end_process(process: subprocess.Popen, grace_s: float) -> None:
+def _end_process(process, grace_s: float) -> None:
+    """Ends a worker (a handle): terminate, then kill after ``grace_s``."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -291,10 +296,7 @@ def _end_process(process: subprocess.Popen, grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    try:
-        process.stdin.close()
-    except OSError:
-        pass
+    process.close()
 
 
 def _kill_leftover_worker(pid: int, job_id: str) -> None:

@@ -115,7 +115,8 @@ def serve(config: ServiceConfig, announce=print) -> int:
                 announce(f"token file: {config.token_file} (clients send 'Authorization: Bearer <its contents>')"
                          if config.require_token else "no token (--no-token): any local user can run jobs")
                 announce(f"workers: {config.workers} on {', '.join(state.devices[:config.workers]) or '-'} "
-                         f"({config.resolved_worker_threads()} torch threads each, nice +{config.worker_nice})")
+                         f"({config.resolved_worker_threads()} torch threads each, nice +{config.worker_nice}); "
+                         f"{state.scheduler.executor.describe()}")
                 announce("generators: " + ", ".join(
                     name if state.generators.resolve(name) == name else f"{name} ({state.generators.resolve(name)})"
                     for name in state.generators.names()))

@@ -274,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preview-interval", type=float, default=5.0, help="seconds between preview renders")
     parser.add_argument("--preview-resolution", type=int, default=64)
     parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes (the parent died)")
+    parser.add_argument("--record-pid", action="store_true",
+                        help="record this process's pid as the job's worker pid (a Ray task's worker)")
     args = parser.parse_args(argv)
     if args.watch_stdin:
         _watch_parent_through_stdin()
@@ -284,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     data_dir = DataDir(Path(args.data_dir))
     store = JobStore(data_dir.database)
+    if args.record_pid:
+        store.set_worker_pid(args.job_id, args.attempt, os.getpid())
     print(f"gan2x worker pid {os.getpid()}: job {args.job_id} run {args.attempt} on {args.device}, "
           f"{torch.get_num_threads()} threads", file=sys.stderr, flush=True)
     return run_job(store, data_dir, args.job_id, args.attempt, args.device, args.preview_interval,
