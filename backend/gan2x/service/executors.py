@@ -126,7 +126,9 @@ class LocalExecutor:
         pass
 
 
-def _end_process(process: subprocess.Popen, grace_s: float) -> None:
+def end_process(process, grace_s: float) -> None:
+    """Ends ``process`` (a ``subprocess.Popen`` or a ``WorkerHandle``):
+    terminate, then kill if it is still there after ``grace_s`` seconds."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -150,7 +152,7 @@ def run_worker_task(arguments: list[str], log_path: str, grace_s: float) -> dict
         while process.poll() is None:  # a short sleep, not wait(): the cancel's exception lands between sleeps
             time.sleep(RAY_POLL_S)
     except BaseException:
-        _end_process(process, grace_s)
+        end_process(process, grace_s)
         raise
     finally:
         try:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from .config import ServiceConfig
 from .datadir import DataDir
-from .executors import LocalExecutor, worker_arguments
+from .executors import LocalExecutor, end_process, worker_arguments
 from .generators import GeneratorAllowList
 from .store import JobStore
 
@@ -288,14 +287,8 @@ class Scheduler:
 
 
 def _end_process(process, grace_s: float) -> None:
-    """Ends a worker (a handle): terminate, then kill after ``grace_s``."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Ends a worker (a handle, ``executors.end_process``) and closes its pipe."""
+    end_process(process, grace_s)
     process.close()
 
 
