@@ -41,6 +41,7 @@ from gan2x.service import uploads as uploads_module
 from gan2x.service.app import create_app
 from gan2x.service.config import ServiceConfig
 from gan2x.service.datadir import DataDir
+from gan2x.service.executors import LocalWorker
 from gan2x.service.scheduler import Scheduler, _RunningWorker
 from gan2x.service.store import JobStore, NewJob
 
@@ -121,7 +122,7 @@ def _error(response: httpx.Response, status: int, code: str) -> str:
 def _exited_worker(job_id: str, attempt: int, status: int = 3) -> _RunningWorker:
     process = subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({status})"], stdin=subprocess.PIPE)
     process.wait(30)
-    return _RunningWorker(job_id, attempt, 0, process)
+    return _RunningWorker(job_id, attempt, 0, LocalWorker(process))  # the handle the local executor gives
 
 
 def test_a_job_whose_final_write_failed_is_finished_by_a_later_reap(tmp_path, monkeypatch):
