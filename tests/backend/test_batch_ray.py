@@ -207,7 +207,10 @@ def test_ctrl_c_cancels_the_remaining_tasks_and_writes_the_summary(ray_address, 
     out = tmp_path / "out"
     command = [sys.executable, "-m", "gan2x.cli", "batch", "--ray", ray_address, "--seeds", "20-25",
                "--out", str(out), *TINY_ARGS]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT as a terminal's Ctrl-C delivers it: a run in the background (nohup, `cmd &` in a script)
+    # starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler; undo that.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while not list((out / outputs.STATE_DIR).glob("*.attempts")):
