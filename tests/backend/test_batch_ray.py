@@ -243,6 +243,27 @@ def test_ctrl_c_cancels_the_remaining_tasks_and_writes_the_summary(ray_address, 
         time.sleep(0.2)
 
 
+def test_the_service_runs_its_jobs_on_a_cluster_it_joins_by_address(ray_address, tmp_path):
+    """``gan2x serve --executor ray:ADDRESS``: the service joins this module's
+    instance (as it would a cluster's head) and a job runs there as a Ray
+    task, to a valid bundle; the instance is not stopped with the service."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+    from service_helpers import TINY, ServiceProcess, finished, sample, wait_for_job
+
+    service = ServiceProcess(tmp_path / "service", "--executor", f"ray:{ray_address}").start()
+    try:
+        client = service.client()
+        job = client.post("/v1/jobs", json={"source": sample(2), "settings": TINY}).json()
+        job = wait_for_job(client, job["id"], finished, timeout=180)
+        assert job["state"] == "succeeded", (job, service.log())
+        assert f"Ray tasks on {ray_address}" in service.log()
+        download = client.get(job["result"]["bundle_url"])
+        assert download.status_code == 200 and len(download.content) == job["result"]["bundle_bytes"]
+    finally:
+        service.stop()
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2  # the cluster outlives the service
+
+
 # --- without Ray: items, retries, the cache, the missing extra ------------------------------------
 
 def test_items_from_seeds_images_and_an_items_file(tmp_path):
