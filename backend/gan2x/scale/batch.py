@@ -26,16 +26,10 @@ from . import outputs
 from .items import BatchItem, check_unique
 from .ray_runner import RayCluster, import_ray
 from .summary import BatchSummary
-from .task import BatchJob, ItemResult, scalar_metrics
+from .task import BatchJob, ItemResult, skipped_result
 
 WAIT_S = 0.5
 """How often the bar updates while nothing finishes."""
-
-
-def skipped_result(out_dir: Path, item: BatchItem, manifest: dict) -> ItemResult:
-    metrics = scalar_metrics(((manifest.get("provenance") or {}).get("metrics")) or {})
-    return ItemResult(name=item.name, state="skipped", source=item.source(), metrics=metrics,
-                      bundle=str(out_dir / item.name))
 
 
 def run_batch(items: Iterable[BatchItem], job: BatchJob, out_dir, ray: str = config.RAY_DEFAULT,

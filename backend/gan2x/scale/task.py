@@ -224,6 +224,14 @@ def scalar_metrics(metrics: dict) -> dict:
     return found
 
 
+def skipped_result(out_dir: Path, item: BatchItem, manifest: dict) -> ItemResult:
+    """The result of an item whose bundle was already there (its manifest
+    ``manifest``), with the metrics the bundle recorded."""
+    metrics = scalar_metrics(((manifest.get("provenance") or {}).get("metrics")) or {})
+    return ItemResult(name=item.name, state="skipped", source=item.source(), metrics=metrics,
+                      bundle=str(Path(out_dir) / item.name))
+
+
 def describe_error(error: BaseException) -> dict:
     lines = traceback.format_exception(type(error), error, error.__traceback__)
     text = "".join(lines).splitlines()
@@ -242,8 +250,8 @@ def run_item(item: BatchItem, job: BatchJob, out_dir, on_start: Callable[[], Non
         on_start()
     manifest = outputs.existing_bundle(out_dir, item.name)
     if manifest is not None:  # another run made it since the driver looked
-        result.state, result.bundle = "skipped", str(out_dir / item.name)
-        result.metrics = scalar_metrics(((manifest.get("provenance") or {}).get("metrics")) or {})
+        skipped = skipped_result(out_dir, item, manifest)
+        result.state, result.bundle, result.metrics = skipped.state, skipped.bundle, skipped.metrics
         result.seconds = time.perf_counter() - started
         return result
     result.cleaned = outputs.remove_stale_writes(out_dir, item.name)

@@ -224,24 +224,6 @@ class RayWorker:
         pass  # the task holds the worker's stdin; it closes when the task ends
 
 
-def connect_ray(address: str | None, *, num_cpus: int | None = None, log_to_driver: bool = True):
-    """``ray.init``: a new Ray instance on this machine when ``address`` is
-    None (``num_cpus``: its CPU count, default all; no dashboard), else the
-    cluster at ``address`` (``auto``: the one ``ray start`` runs on this
-    machine). Reuses a connection this process already has. Returns the
-    ``ray`` module; ``RayUnavailable`` (how to install it) without Ray."""
-    from ..scale.ray_runner import import_ray  # the one place gan2x imports Ray
-
-    ray = import_ray()
-    if not ray.is_initialized():
-        options = {"log_to_driver": log_to_driver, "configure_logging": False}
-        if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
-        else:
-            ray.init(address=address, **options)
-    return ray
-
-
 class RayJobExecutor:
     """Workers as Ray tasks (module docstring)."""
 
@@ -254,12 +236,15 @@ class RayJobExecutor:
         self.cancel_grace_s = cancel_grace_s
         # ray.init installs its own SIGTERM/SIGINT handlers in the driver (exit with status 15); the
         # service has its own (a clean stop requeues the running jobs, then ends as the signal says).
+        from ..scale.ray_runner import RayCluster  # the one place gan2x imports Ray
+
         kept = _signal_handlers() if threading.current_thread() is threading.main_thread() else {}
-        try:
-            self._ray = connect_ray(address)
+        try:  # a new local instance (no dashboard) for "ray", else the cluster at the address
+            self._cluster = RayCluster("local" if address is None else address).__enter__()
         finally:
             for number, handler in kept.items():
                 signal.signal(number, handler)
+        self._ray = self._cluster._ray
         self._task = self._ray.remote(max_retries=0)(run_worker_task)
 
     def start(self, arguments: list[str], log_path: Path, cpus: int, gpus: float) -> RayWorker:
@@ -268,13 +253,13 @@ class RayJobExecutor:
         return RayWorker(self._ray, ref)
 
     def describe(self) -> str:
-        resources = self._ray.cluster_resources()
+        resources = self._cluster.info.resources
         return (f"Ray tasks on {self.address or 'a Ray instance on this machine'} "
                 f"({resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs)")
 
     def shutdown(self) -> None:
-        if self.address is None and self._ray.is_initialized():
-            self._ray.shutdown()
+        """Disconnects; a local instance stops with it, a cluster goes on."""
+        self._cluster.__exit__(None, None, None)
 
 
 def _signal_handlers() -> dict:
